@@ -1,0 +1,1 @@
+"""Find the highlights in uncut sports video and cut them into clips."""

@@ -1,0 +1,204 @@
+"""All tunable settings in one typed place.
+
+Times are seconds (floats) everywhere in the library; conversion to frame numbers or
+MediaConvert timecodes happens only at the edges (`highlights.timecode`).
+A config can be read from a TOML file and then overridden field by field from CLI flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from highlights.errors import ConfigError
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How frames are taken from a video."""
+
+    rate: float = 5.0  # frames per second sampled from the video
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rate <= 60:
+            raise ConfigError(f"sampling.rate must be in (0, 60] frames/s, got {self.rate}")
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """The sliding window over the feature sequence, in seconds."""
+
+    length: float = 2.0
+    stride: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.length <= 0 or self.stride <= 0:
+            raise ConfigError(
+                f"window.length and window.stride must be positive, got {self.length}, {self.stride}"
+            )
+
+    def steps(self, rate: float) -> int:
+        """Number of sampled frames in one window at `rate` frames/s."""
+        return max(1, round(self.length * rate))
+
+    def stride_steps(self, rate: float) -> int:
+        return max(1, round(self.stride * rate))
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How per-window scores become time ranges."""
+
+    threshold: float = 0.5
+    # Hysteresis: a run starts at `threshold` and continues while the score stays >= low_threshold.
+    low_threshold: float | None = None
+    buffer: float = 1.0  # padding added before and after each range, as in the seed
+    min_length: float = 0.0  # ranges shorter than this (after padding) are dropped
+    merge_gap: float = 0.0  # ranges closer than this are joined
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.threshold <= 1:
+            raise ConfigError(f"segments.threshold must be in [0, 1], got {self.threshold}")
+        if self.low_threshold is not None and not 0 <= self.low_threshold <= self.threshold:
+            raise ConfigError(
+                "segments.low_threshold must be in [0, threshold], "
+                f"got {self.low_threshold} with threshold {self.threshold}"
+            )
+        if self.buffer < 0 or self.min_length < 0 or self.merge_gap < 0:
+            raise ConfigError("segments.buffer, min_length and merge_gap must not be negative")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """What is written for each detected range."""
+
+    copy: bool = False  # True: fast keyframe copy; False: frame-accurate re-encode
+    reel: bool = True
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    """Where the notification goes. Without smtp_host an .eml file is written instead."""
+
+    sender: str = "highlights@localhost"
+    recipients: tuple[str, ...] = ("you@localhost",)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training the sequence model on cached backbone features."""
+
+    preset: str = "compact"
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.2
+    seed: int = 1337
+    split: int = 1  # UCF101 split number when trainlist0N.txt/testlist0N.txt exist
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("compact", "seed"):
+            raise ConfigError(f"train.preset must be 'compact' or 'seed', got {self.preset!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("train.epochs and train.batch_size must be at least 1")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError("train.validation_fraction must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class Config:
+    backbone: str = DEFAULT_BACKBONE
+    backbone_weights: Path | None = None  # a weights file the user names; None = packaged default
+    batch_size: int = 32  # frames per backbone call
+    cache_dir: Path = Path(".highlights-cache")
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    window: WindowConfig = field(default_factory=WindowConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with top-level or dotted (`segments.threshold`) fields changed; None is ignored."""
+        return _replace(self, {k: v for k, v in changes.items() if v is not None})
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> Config:
+    """Read a TOML config file (optional) and apply overrides such as `segments.threshold=0.7`."""
+    config = Config()
+    if path is not None:
+        config = _replace(config, _flatten(_read_toml(path)), source=str(path))
+    return config.replace(**overrides)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _replace(obj: Any, changes: dict[str, Any], source: str = "config") -> Any:
+    nested: dict[str, dict[str, Any]] = {}
+    direct: dict[str, Any] = {}
+    names = {f.name: f for f in dataclasses.fields(obj)}
+    for dotted, value in changes.items():
+        head, _, rest = dotted.replace("__", ".").partition(".")
+        if head not in names:
+            raise ConfigError(f"{source}: unknown setting {dotted!r}")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = _coerce(names[head], value, source)
+    for head, sub in nested.items():
+        current = getattr(obj, head)
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"{source}: {head!r} has no sub-settings")
+        direct[head] = _replace(current, sub, source)
+    try:
+        return dataclasses.replace(obj, **direct)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _coerce(spec: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    kind = str(spec.type)
+    try:
+        if "Path" in kind and isinstance(value, str):
+            return Path(value)
+        if "tuple" in kind and isinstance(value, list | str):
+            return tuple([value] if isinstance(value, str) else value)
+        if kind.startswith("float") and isinstance(value, int | float | str):
+            return float(value)
+        if kind.startswith("int") and isinstance(value, int | str) and not isinstance(value, bool):
+            return int(value)
+        if kind.startswith("bool") and not isinstance(value, bool):
+            raise ConfigError(f"{source}: {spec.name} must be true or false, got {value!r}")
+    except ValueError:
+        raise ConfigError(f"{source}: {spec.name} has a bad value {value!r}") from None
+    return value
