@@ -1,0 +1,302 @@
+"""The detect pipeline: one definition, run whole by the CLI or a stage per Airflow task.
+
+Each `stage_*` function reads the files the previous stage wrote and writes its own into a work
+or output folder, so a runner can put any stage in its own process (or Airflow task) and re-run it
+safely: outputs are written under a temporary name and renamed, and names are deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from highlights.backbones import load_backbone
+from highlights.clips import cut_clip, make_reel, thumbnail
+from highlights.config import Config
+from highlights.errors import OutputExistsError
+from highlights.features import FeatureCache, load_features, save_features
+from highlights.files import atomic_path, write_text_atomic
+from highlights.model import ModelManifest, SequenceModel
+from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
+from highlights.report import write_report
+from highlights.results import ResultsStore, SQLiteResults, window_records
+from highlights.segments import Segment, find_segments, read_segments_json, write_segments_json
+from highlights.video import VideoInfo, probe
+from highlights.windows import WindowScores, make_windows, score_windows
+
+log = logging.getLogger(__name__)
+
+RUN_MARKER = ".highlights-run.json"
+FEATURES_FILE = "features.npz"
+SCORES_FILE = "scores.npz"
+SEGMENTS_FILE = "segments.json"
+REPORT_FILE = "report.html"
+EMAIL_FILE = "notification.eml"
+REEL_FILE = "highlights-reel.mp4"
+RESULTS_DB = "results.sqlite"
+
+
+@dataclass(frozen=True)
+class DetectResult:
+    match_id: str
+    video: VideoInfo
+    segments: list[Segment]
+    segments_json: Path
+    clips: list[Path]
+    reel: Path | None
+    report: Path | None
+    notification: str
+
+
+def match_id_for_file(video: Path) -> str:
+    """A stable id for a local video: the first 16 hex digits of its content's sha256."""
+    with open(video, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+
+
+def config_for_model(config: Config, model_dir: Path) -> tuple[Config, ModelManifest]:
+    """Sampling rate, window and backbone must be those the model was trained with."""
+    manifest = SequenceModel.load(model_dir).manifest
+    aligned = config.replace(
+        backbone=manifest.backbone,
+        **{
+            "sampling.rate": manifest.rate,
+            "window.length": manifest.window_length,
+            "window.stride": manifest.window_stride,
+        },
+    )
+    if aligned.backbone != config.backbone or aligned.sampling != config.sampling:
+        log.info(
+            "using the model's settings: backbone %s, %.3g frames/s, %.3g s windows every %.3g s",
+            manifest.backbone,
+            manifest.rate,
+            manifest.window_length,
+            manifest.window_stride,
+        )
+    return aligned, manifest
+
+
+def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
+    """Refuse to write into a folder that holds something other than an earlier run on this video."""
+    marker = out_dir / RUN_MARKER
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
+        previous = _read_marker(marker)
+        if previous != match_id:
+            what = "another video's results" if previous else "files that are not ours"
+            raise OutputExistsError(
+                f"{out_dir}: holds {what}; choose another --out or pass --force to replace them"
+            )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, json.dumps({"match_id": match_id}))
+
+
+def _read_marker(marker: Path) -> str | None:
+    try:
+        return json.loads(marker.read_text())["match_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def stage_features(video: Path, work_dir: Path, config: Config, progress: bool = False) -> Path:
+    """Sample frames and run the backbone (cached per video); write `features.npz`."""
+    probe(video)
+    backbone = load_backbone(config.backbone, config.backbone_weights)
+    cache = FeatureCache(config.cache_dir)
+    sequence = cache.get_or_extract(
+        video, backbone, config.sampling.rate, batch_size=config.batch_size, progress=progress
+    )
+    path = work_dir / FEATURES_FILE
+    save_features(sequence, path)
+    return path
+
+
+def stage_scores(features_path: Path, model_dir: Path, work_dir: Path, config: Config) -> Path:
+    """Classify every window with the sequence model; write `scores.npz`."""
+    sequence = load_features(features_path)
+    model = SequenceModel.load(model_dir, backbone=sequence.backbone)
+    scores = score_windows(make_windows(sequence, config.window), model)
+    path = work_dir / SCORES_FILE
+    save_scores(scores, path)
+    return path
+
+
+def save_scores(scores: WindowScores, path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            starts=scores.starts,
+            ends=scores.ends,
+            probabilities=scores.probabilities,
+            classes=np.array(scores.classes),
+        )
+
+
+def load_scores(path: Path) -> WindowScores:
+    with np.load(path) as data:
+        return WindowScores(
+            starts=data["starts"],
+            ends=data["ends"],
+            probabilities=data["probabilities"],
+            classes=tuple(str(c) for c in data["classes"]),
+        )
+
+
+def stage_segments(
+    scores_path: Path,
+    video: Path,
+    targets: Sequence[str],
+    config: Config,
+    work_dir: Path,
+    store: ResultsStore,
+    match_id: str,
+) -> Path:
+    """Merge passing windows into ranges; record every window; write `segments.json`."""
+    info = probe(video)
+    scores = load_scores(scores_path)
+    segments = find_segments(scores, targets, config.segments, info.duration)
+    store.put(window_records(match_id, scores, segments))
+    path = work_dir / SEGMENTS_FILE
+    write_segments_json(
+        path,
+        video=video.name,
+        duration=info.duration,
+        segments=segments,
+        scores=scores,
+        targets=targets,
+        policy=config.segments,
+    )
+    return path
+
+
+def clip_name(index: int, segment: Segment) -> str:
+    """Deterministic, sortable clip file names, so a re-run replaces rather than adds."""
+    return f"clip-{index:03d}_{segment.start:09.3f}-{segment.end:09.3f}.mp4"
+
+
+def stage_clips(
+    video: Path, segments_path: Path, out_dir: Path, config: Config, progress: bool = False
+) -> list[Path]:
+    """Cut one clip (and one thumbnail) per range; remove clips of an earlier run that no longer apply."""
+    segments = read_segments_json(segments_path).segments
+    clips_dir = out_dir / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    wanted = [clips_dir / clip_name(i, s) for i, s in enumerate(segments, start=1)]
+    for stale in clips_dir.glob("clip-*"):
+        if stale.with_suffix(".mp4") not in wanted:
+            stale.unlink()
+    from tqdm import tqdm
+
+    for segment, path in tqdm(
+        list(zip(segments, wanted, strict=True)), desc="clips", unit="clip", disable=not progress
+    ):
+        cut_clip(video, segment, path, copy=config.output.copy)
+        thumbnail(video, (segment.start + segment.end) / 2, path.with_suffix(".jpg"))
+    return wanted
+
+
+def stage_reel(clips: Sequence[Path], out_dir: Path) -> Path | None:
+    reel = out_dir / REEL_FILE
+    if not clips:
+        reel.unlink(missing_ok=True)
+        return None
+    return make_reel(list(clips), reel)
+
+
+def stage_report(
+    video: Path,
+    scores_path: Path,
+    segments_path: Path,
+    clips: Sequence[Path],
+    out_dir: Path,
+    config: Config,
+) -> Path:
+    document = read_segments_json(segments_path)
+    path = out_dir / REPORT_FILE
+    write_report(
+        path,
+        video_name=video.name,
+        duration=document.duration,
+        scores=load_scores(scores_path),
+        targets=document.targets,
+        threshold=config.segments.threshold,
+        segments=document.segments,
+        clips=[
+            (segment, clip.relative_to(out_dir).as_posix(), clip.with_suffix(".jpg").relative_to(out_dir).as_posix())
+            for segment, clip in zip(document.segments, clips, strict=True)
+        ],
+    )
+    return path
+
+
+def stage_notify(
+    video: Path,
+    segments_path: Path,
+    clips: Sequence[Path],
+    report: Path | None,
+    notifier: Notifier,
+    config: Config,
+) -> str:
+    document = read_segments_json(segments_path)
+    notification = build_notification(
+        video.name,
+        document.segments,
+        [(clip.name, clip.resolve().as_uri()) for clip in clips],
+        report.resolve().as_uri() if report else None,
+        sender=config.mail.sender,
+        recipients=config.mail.recipients,
+    )
+    return notifier.send(notification)
+
+
+def default_notifier(config: Config, out_dir: Path) -> Notifier:
+    if config.mail.smtp_host:
+        return SmtpNotifier(config.mail)
+    return EmlNotifier(out_dir / EMAIL_FILE)
+
+
+def run_detect(
+    video: Path,
+    model_dir: Path,
+    out_dir: Path,
+    config: Config,
+    targets: Sequence[str],
+    *,
+    progress: bool = False,
+    force: bool = False,
+    store: ResultsStore | None = None,
+    notifier: Notifier | None = None,
+) -> DetectResult:
+    """Every stage in order, for one video on this machine."""
+    info = probe(video)
+    config, _ = config_for_model(config, model_dir)
+    match_id = match_id_for_file(video)
+    claim_output_dir(out_dir, match_id, force=force)
+    work_dir = out_dir / "work"
+    work_dir.mkdir(exist_ok=True)
+    store = store or SQLiteResults(out_dir / RESULTS_DB)
+
+    features = stage_features(video, work_dir, config, progress=progress)
+    scores = stage_scores(features, model_dir, work_dir, config)
+    segments_json = stage_segments(scores, video, targets, config, out_dir, store, match_id)
+    clips = stage_clips(video, segments_json, out_dir, config, progress=progress)
+    reel = stage_reel(clips, out_dir) if config.output.reel else None
+    report = stage_report(video, scores, segments_json, clips, out_dir, config) if config.output.report else None
+    sent = stage_notify(video, segments_json, clips, report, notifier or default_notifier(config, out_dir), config)
+    return DetectResult(
+        match_id=match_id,
+        video=info,
+        segments=read_segments_json(segments_json).segments,
+        segments_json=segments_json,
+        clips=clips,
+        reel=reel,
+        report=report,
+        notification=sent,
+    )
