@@ -1,10 +1,24 @@
-"""Sliding windows over a feature sequence, and the per-window class scores."""
+"""Sliding windows over a feature sequence, and the per-window class scores.
+
+A window is a run of `steps` consecutive sampled frames. Windows start at frame 0 and step by
+`stride` frames; one more window is added when needed so that the last frame is always covered.
+A sequence shorter than one window gives a single window padded by repeating its last frame.
+
+Windows are described by a (W, T) matrix of frame indices, so a long video's windows can be
+gathered batch by batch (`iter_window_batches`) instead of copying every frame T times.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+from highlights.config import WindowConfig
+from highlights.errors import InputError
+from highlights.features import FeatureSequence
 
 
 @dataclass(frozen=True)
@@ -22,3 +36,112 @@ class WindowScores:
     def scores_for(self, target: str) -> np.ndarray:
         """The probability of one class for every window."""
         return self.probabilities[:, self.classes.index(target)]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Fixed-length runs of frame features, with each run's time span in seconds."""
+
+    starts: np.ndarray  # (W,) float64 seconds: time of the window's first frame
+    ends: np.ndarray  # (W,) float64 seconds: time of its last real frame + 1/rate
+    features: np.ndarray  # (W, T, D) float32
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+class Predictor(Protocol):
+    """What scoring needs from a model (`highlights.model.SequenceModel` is one)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def window_frame_indices(n_frames: int, steps: int, stride: int) -> np.ndarray:
+    """The (W, steps) int64 matrix of frame indices, one row per window.
+
+    Rows past the end of a short sequence repeat the last frame index.
+    """
+    if n_frames < 1:
+        raise InputError(
+            "cannot make windows from an empty feature sequence (the video gave no frames)"
+        )
+    if steps < 1 or stride < 1:
+        raise InputError(f"window steps and stride must be at least 1, got {steps}, {stride}")
+    last_start = max(0, n_frames - steps)
+    first_frames = np.arange(0, last_start + 1, stride, dtype=np.int64)
+    if first_frames[-1] != last_start:
+        first_frames = np.append(first_frames, last_start)
+    indices = first_frames[:, None] + np.arange(steps, dtype=np.int64)[None, :]
+    return np.minimum(indices, n_frames - 1)
+
+
+def make_windows(seq: FeatureSequence, window: WindowConfig) -> Windows:
+    """Every window of `seq` at once. For long videos prefer `iter_window_batches`."""
+    indices = _indices_for(seq, window)
+    return _gather(seq, indices)
+
+
+def iter_window_batches(
+    seq: FeatureSequence, window: WindowConfig, batch_size: int = 256
+) -> Iterator[Windows]:
+    """The windows of `seq` in order, `batch_size` at a time; memory stays at one batch."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    indices = _indices_for(seq, window)
+    for begin in range(0, len(indices), batch_size):
+        yield _gather(seq, indices[begin : begin + batch_size])
+
+
+def score_windows(windows: Windows, model: Predictor, batch_size: int = 256) -> WindowScores:
+    """Class probabilities for windows that are already in memory."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    parts = [
+        model.predict(windows.features[begin : begin + batch_size])
+        for begin in range(0, len(windows), batch_size)
+    ]
+    return WindowScores(
+        starts=windows.starts,
+        ends=windows.ends,
+        probabilities=np.concatenate(parts).astype(np.float32, copy=False),
+        classes=tuple(model.classes),
+    )
+
+
+def score_sequence(
+    seq: FeatureSequence, window: WindowConfig, model: Predictor, batch_size: int = 256
+) -> WindowScores:
+    """Class probabilities for every window of `seq`, built and scored one batch at a time."""
+    batches = [
+        score_windows(part, model, batch_size)
+        for part in iter_window_batches(seq, window, batch_size)
+    ]
+    return WindowScores(
+        starts=np.concatenate([b.starts for b in batches]),
+        ends=np.concatenate([b.ends for b in batches]),
+        probabilities=np.concatenate([b.probabilities for b in batches]),
+        classes=tuple(model.classes),
+    )
+
+
+def _indices_for(seq: FeatureSequence, window: WindowConfig) -> np.ndarray:
+    if seq.features.ndim != 2 or len(seq.features) != len(seq.times):
+        raise InputError(
+            f"feature sequence has features of shape {seq.features.shape} "
+            f"for {len(seq.times)} frame times; expected (N, D) with N = {len(seq.times)}"
+        )
+    if seq.rate <= 0:
+        raise InputError(f"feature sequence has a non-positive sampling rate {seq.rate}")
+    return window_frame_indices(len(seq), window.steps(seq.rate), window.stride_steps(seq.rate))
+
+
+def _gather(seq: FeatureSequence, indices: np.ndarray) -> Windows:
+    times = np.asarray(seq.times, dtype=np.float64)
+    return Windows(
+        starts=times[indices[:, 0]],
+        ends=times[indices[:, -1]] + 1.0 / seq.rate,
+        features=np.asarray(seq.features, dtype=np.float32)[indices],
+    )
