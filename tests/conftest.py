@@ -1,0 +1,48 @@
+"""Session-wide fixtures: a synthetic data set, a model trained on it for real, and a match."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MATCH_SECONDS = 30.0
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("feature-cache")
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from highlights import synthetic
+
+    return synthetic.make_dataset(tmp_path_factory.mktemp("dataset"), clips_per_class=6, seconds=3.0)
+
+
+@pytest.fixture(scope="session")
+def trained_model(
+    synthetic_dataset: Path, feature_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A compact model trained on real EfficientNet-Lite0 features of the synthetic clips."""
+    from highlights.config import Config
+    from highlights.training import train
+
+    model_dir = tmp_path_factory.mktemp("models") / "synthetic"
+    config = Config(cache_dir=feature_cache).replace(**{"train.epochs": 20})
+    train(synthetic_dataset, model_dir, config)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def synthetic_match(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple]:
+    """A 30 s match with goal-mouth scenes at known times."""
+    from highlights import synthetic
+
+    events = (synthetic.Event(8.0, 13.0), synthetic.Event(20.0, 25.0))
+    path = synthetic.make_match(tmp_path_factory.mktemp("match") / "match.mp4", MATCH_SECONDS, events)
+    return path, events

@@ -1,0 +1,104 @@
+"""End to end through the detect pipeline: real ffmpeg, real Lite0 features, a really trained model."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from highlights.config import Config
+from highlights.errors import OutputExistsError
+from highlights.pipeline import RESULTS_DB, run_detect
+from highlights.synthetic import EVENT_CLASS
+from highlights.video import probe
+
+
+@pytest.fixture(scope="module")
+def detection(trained_model: Path, synthetic_match, feature_cache: Path, tmp_path_factory):
+    video, events = synthetic_match
+    out = tmp_path_factory.mktemp("detect") / "out"
+    config = Config(cache_dir=feature_cache)
+    result = run_detect(video, trained_model, out, config, [EVENT_CLASS])
+    return result, events, out, config
+
+
+def _overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
+    return max(0.0, min(a_end, b_end) - max(a_start, b_start))
+
+
+def test_every_true_event_is_found(detection) -> None:
+    result, events, _, _ = detection
+    for event in events:
+        assert any(_overlap(event.start, event.end, s.start, s.end) > 0 for s in result.segments), (
+            f"event {event} missed; found {result.segments}"
+        )
+
+
+def test_no_highlight_lies_far_from_an_event(detection) -> None:
+    result, events, _, _ = detection
+    for segment in result.segments:
+        assert any(
+            _overlap(e.start - 2, e.end + 2, segment.start, segment.end) > 0 for e in events
+        ), f"false alarm {segment}"
+
+
+def test_ranges_stay_inside_the_video(detection) -> None:
+    result, *_ = detection
+    for segment in result.segments:
+        assert 0 <= segment.start < segment.end <= result.video.duration + 1e-6
+
+
+def test_each_clip_lasts_its_range_within_one_frame(detection) -> None:
+    result, *_ = detection
+    assert len(result.clips) == len(result.segments) > 0
+    for segment, clip in zip(result.segments, result.clips, strict=True):
+        info = probe(clip)
+        assert abs(info.duration - segment.duration) <= 1 / result.video.fps + 1e-3, clip
+
+
+def test_reel_report_segments_and_email_are_written(detection) -> None:
+    result, _, out, _ = detection
+    assert result.reel is not None and result.reel.stat().st_size > 0
+    assert result.report is not None and "<svg" in result.report.read_text()
+    document = json.loads(result.segments_json.read_text())
+    assert document  # the format itself is specified in test_segments
+    email = (out / "notification.eml").read_text()
+    for clip in result.clips:
+        assert clip.name in email
+
+
+def test_one_results_row_per_window(detection) -> None:
+    _, _, out, _ = detection
+    with sqlite3.connect(out / RESULTS_DB) as db:
+        (rows,) = db.execute("select count(*) from windows").fetchone()
+        (distinct,) = db.execute("select count(distinct start_ms) from windows").fetchone()
+    assert rows == distinct > 0
+
+
+def test_rerun_replaces_outputs_without_duplicates(detection, trained_model: Path, synthetic_match) -> None:
+    result, _, out, config = detection
+    video, _ = synthetic_match
+    with sqlite3.connect(out / RESULTS_DB) as db:
+        (before,) = db.execute("select count(*) from windows").fetchone()
+    again = run_detect(video, trained_model, out, config, [EVENT_CLASS])
+    with sqlite3.connect(out / RESULTS_DB) as db:
+        (after,) = db.execute("select count(*) from windows").fetchone()
+    assert after == before
+    assert again.clips == result.clips
+    assert sorted((out / "clips").glob("*.mp4")) == sorted(result.clips)
+    assert not list(out.rglob("*.partial*"))
+
+
+def test_a_folder_of_someone_elses_files_is_never_overwritten(
+    trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path
+) -> None:
+    video, _ = synthetic_match
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="precious"):
+        run_detect(video, trained_model, out, Config(cache_dir=feature_cache), [EVENT_CLASS])
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "mine"
