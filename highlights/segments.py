@@ -1,8 +1,37 @@
-"""Turning per-window scores into padded, clamped, merged time ranges."""
+"""Turning per-window scores into padded, clamped, merged time ranges, and the segments.json file.
+
+Everything here works in seconds. The steps of `find_segments`, in order:
+
+1. score each window by its best target class (max over the targets);
+2. mark windows positive: score >= threshold, or with hysteresis a run that starts at
+   `threshold` and continues while the score stays >= `low_threshold`;
+3. join positive windows whose spans overlap or touch into one range;
+4. pad each range by `buffer` on both sides and clamp it to [0, duration];
+5. join ranges that now overlap, touch, or are closer than `merge_gap`;
+6. drop ranges shorter than `min_length`.
+
+The format of segments.json is documented in docs/formats.md.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from highlights.config import SegmentConfig
+from highlights.errors import ConfigError, InputError
+from highlights.files import write_text_atomic
+from highlights.windows import WindowScores
+
+FORMAT_NAME = "sports-highlights/segments"
+FORMAT_VERSION = 1
+SCORE_DECIMALS = 6  # per-window scores are stored rounded; float32 carries about 7 digits anyway
 
 
 @dataclass(frozen=True)
@@ -17,3 +46,234 @@ class Segment:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass(frozen=True)
+class SegmentsFile:
+    """The contents of a segments.json file."""
+
+    video: str
+    duration: float
+    targets: tuple[str, ...]
+    policy: SegmentConfig
+    segments: list[Segment]
+    scores: WindowScores
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: float
+    end: float
+    score: float
+    label: str
+
+
+def target_scores(scores: WindowScores, targets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per window: the best score over the target classes, and the index into `targets` of that class."""
+    if not targets:
+        raise ConfigError(f"no target class given; the model's classes are: {', '.join(scores.classes)}")
+    unknown = [t for t in targets if t not in scores.classes]
+    if unknown:
+        raise ConfigError(
+            f"unknown target class {', '.join(map(repr, unknown))}; "
+            f"the model's classes are: {', '.join(scores.classes)}"
+        )
+    columns = [scores.classes.index(t) for t in targets]
+    per_target = np.asarray(scores.probabilities, dtype=np.float64)[:, columns]
+    if per_target.shape[0] == 0:
+        return np.zeros(0), np.zeros(0, dtype=int)
+    best = np.nan_to_num(per_target, nan=-np.inf).argmax(axis=1)
+    return per_target[np.arange(len(best)), best], best
+
+
+def positive_windows(values: np.ndarray, threshold: float, low_threshold: float | None) -> np.ndarray:
+    """Which windows pass: plain threshold, or hysteresis (start >= threshold, continue >= low)."""
+    high = values >= threshold
+    if low_threshold is None:
+        return high
+    low = values >= low_threshold
+    positive = np.zeros(len(values), dtype=bool)
+    running = False
+    for i in range(len(values)):
+        running = bool(high[i] or (running and low[i]))
+        positive[i] = running
+    return positive
+
+
+def merge_ranges(ranges: Sequence[_Range], gap: float = 0.0) -> list[_Range]:
+    """Join ranges that overlap, touch, or lie closer than `gap`; keep the best score and its label."""
+    merged: list[_Range] = []
+    for current in sorted(ranges, key=lambda r: (r.start, r.end)):
+        if merged and (current.start <= merged[-1].end or current.start - merged[-1].end < gap):
+            last = merged[-1]
+            best = last if last.score >= current.score else current
+            merged[-1] = _Range(last.start, max(last.end, current.end), best.score, best.label)
+        else:
+            merged.append(current)
+    return merged
+
+
+def find_segments(
+    scores: WindowScores, targets: Sequence[str], policy: SegmentConfig, duration: float
+) -> list[Segment]:
+    """Time ranges where any target class scores high enough, padded, clamped and merged."""
+    if not math.isfinite(duration) or duration < 0:
+        raise ConfigError(f"video duration must be a non-negative number of seconds, got {duration}")
+    values, best = target_scores(scores, targets)
+    order = np.argsort(scores.starts, kind="stable")
+    values, best = values[order], best[order]
+    starts, ends = np.asarray(scores.starts)[order], np.asarray(scores.ends)[order]
+    positive = positive_windows(values, policy.threshold, policy.low_threshold)
+    windows = [
+        _Range(float(starts[i]), float(ends[i]), float(values[i]), targets[int(best[i])])
+        for i in np.flatnonzero(positive)
+    ]
+    padded = [
+        _Range(
+            max(0.0, r.start - policy.buffer), min(duration, r.end + policy.buffer), r.score, r.label
+        )
+        for r in merge_ranges(windows)
+    ]
+    kept = [
+        r
+        for r in merge_ranges([r for r in padded if r.end > r.start], policy.merge_gap)
+        if r.end - r.start >= policy.min_length
+    ]
+    return [Segment(r.start, r.end, r.score, r.label) for r in kept]
+
+
+def game_time(seconds: float) -> str:
+    """SoccerNet-style "M:SS" (minutes are not wrapped into hours: 95 minutes is "95:00")."""
+    whole = max(0, math.floor(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -> float:
+    """The centre of the best-scoring window inside the segment (its spotting position)."""
+    inside = np.flatnonzero((scores.starts < segment.end) & (scores.ends > segment.start))
+    if len(inside) == 0:
+        return (segment.start + segment.end) / 2
+    peak = inside[np.nan_to_num(values[inside], nan=-np.inf).argmax()]
+    centre = (float(scores.starts[peak]) + float(scores.ends[peak])) / 2
+    return min(max(centre, segment.start), segment.end)
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def _prediction(segment: Segment, position: float) -> dict[str, Any]:
+    return {
+        "gameTime": game_time(position),
+        "label": segment.label,
+        "position": _ms(position),
+        "confidence": segment.score,
+        "start_ms": _ms(segment.start),
+        "end_ms": _ms(segment.end),
+        "start": segment.start,
+        "end": segment.end,
+    }
+
+
+def _window(scores: WindowScores, i: int) -> dict[str, Any]:
+    start, end = float(scores.starts[i]), float(scores.ends[i])
+    return {
+        "start_ms": _ms(start),
+        "end_ms": _ms(end),
+        "start": start,
+        "end": end,
+        "scores": {
+            name: round(float(p), SCORE_DECIMALS)
+            for name, p in zip(scores.classes, scores.probabilities[i], strict=True)
+        },
+    }
+
+
+def segments_document(
+    video: str | Path,
+    duration: float,
+    segments: Sequence[Segment],
+    scores: WindowScores,
+    targets: Sequence[str],
+    policy: SegmentConfig,
+    model: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON-ready dictionary written to segments.json."""
+    values, _ = target_scores(scores, targets)
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "video": Path(video).name if isinstance(video, Path) else video,
+        "duration": float(duration),
+        "targets": list(targets),
+        "classes": list(scores.classes),
+        "settings": asdict(policy),
+        "model": dict(model or {}),
+        "predictions": [_prediction(s, _peak_position(s, scores, values)) for s in segments],
+        "windows": [_window(scores, i) for i in range(len(scores))],
+    }
+
+
+def write_segments_json(
+    path: Path,
+    video: str | Path,
+    duration: float,
+    segments: Sequence[Segment],
+    scores: WindowScores,
+    targets: Sequence[str],
+    policy: SegmentConfig,
+    model: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write segments.json atomically. `model` is any JSON-ready description of the model used."""
+    document = segments_document(video, duration, segments, scores, targets, policy, model)
+    return write_text_atomic(Path(path), json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def read_segments_json(path: Path) -> SegmentsFile:
+    """Read a segments.json written by `write_segments_json`; InputError names the file on problems."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path}: segments file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable segments JSON file: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise InputError(f"{path}: not a {FORMAT_NAME} file (no matching 'format' field)")
+    if document.get("version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: segments format version {document.get('version')!r} is not supported "
+            f"(this program reads version {FORMAT_VERSION})"
+        )
+    try:
+        return _parse_document(document)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise InputError(f"{path}: malformed segments file ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_document(document: dict[str, Any]) -> SegmentsFile:
+    classes = tuple(str(c) for c in document["classes"])
+    windows = document["windows"]
+    probabilities = np.array(
+        [[float(w["scores"][c]) for c in classes] for w in windows], dtype=np.float32
+    ).reshape(len(windows), len(classes))
+    scores = WindowScores(
+        starts=np.array([float(w["start"]) for w in windows], dtype=np.float64),
+        ends=np.array([float(w["end"]) for w in windows], dtype=np.float64),
+        probabilities=probabilities,
+        classes=classes,
+    )
+    segments = [
+        Segment(float(p["start"]), float(p["end"]), float(p["confidence"]), str(p["label"]))
+        for p in document["predictions"]
+    ]
+    return SegmentsFile(
+        video=str(document["video"]),
+        duration=float(document["duration"]),
+        targets=tuple(str(t) for t in document["targets"]),
+        policy=SegmentConfig(**document["settings"]),
+        segments=segments,
+        scores=scores,
+        model=dict(document.get("model") or {}),
+    )
