@@ -70,9 +70,11 @@ class _Range:
 
 
 def target_scores(scores: WindowScores, targets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per window: the best score over the target classes, and the index into `targets` of that class."""
+    """Per window: the best score over the targets, and the index into `targets` of that class."""
     if not targets:
-        raise ConfigError(f"no target class given; the model's classes are: {', '.join(scores.classes)}")
+        raise ConfigError(
+            f"no target class given; the model's classes are: {', '.join(scores.classes)}"
+        )
     unknown = [t for t in targets if t not in scores.classes]
     if unknown:
         raise ConfigError(
@@ -87,7 +89,9 @@ def target_scores(scores: WindowScores, targets: Sequence[str]) -> tuple[np.ndar
     return per_target[np.arange(len(best)), best], best
 
 
-def positive_windows(values: np.ndarray, threshold: float, low_threshold: float | None) -> np.ndarray:
+def positive_windows(
+    values: np.ndarray, threshold: float, low_threshold: float | None
+) -> np.ndarray:
     """Which windows pass: plain threshold, or hysteresis (start >= threshold, continue >= low)."""
     high = values >= threshold
     if low_threshold is None:
@@ -102,7 +106,7 @@ def positive_windows(values: np.ndarray, threshold: float, low_threshold: float 
 
 
 def merge_ranges(ranges: Sequence[_Range], gap: float = 0.0) -> list[_Range]:
-    """Join ranges that overlap, touch, or lie closer than `gap`; keep the best score and its label."""
+    """Join ranges that overlap, touch or lie closer than `gap`; keep the best score and label."""
     merged: list[_Range] = []
     for current in sorted(ranges, key=lambda r: (r.start, r.end)):
         if merged and (current.start <= merged[-1].end or current.start - merged[-1].end < gap):
@@ -119,7 +123,9 @@ def find_segments(
 ) -> list[Segment]:
     """Time ranges where any target class scores high enough, padded, clamped and merged."""
     if not math.isfinite(duration) or duration < 0:
-        raise ConfigError(f"video duration must be a non-negative number of seconds, got {duration}")
+        raise ConfigError(
+            f"video duration must be a non-negative number of seconds, got {duration}"
+        )
     values, best = target_scores(scores, targets)
     order = np.argsort(scores.starts, kind="stable")
     values, best = values[order], best[order]
@@ -131,7 +137,10 @@ def find_segments(
     ]
     padded = [
         _Range(
-            max(0.0, r.start - policy.buffer), min(duration, r.end + policy.buffer), r.score, r.label
+            max(0.0, r.start - policy.buffer),
+            min(duration, r.end + policy.buffer),
+            r.score,
+            r.label,
         )
         for r in merge_ranges(windows)
     ]
@@ -231,7 +240,7 @@ def write_segments_json(
 
 
 def read_segments_json(path: Path) -> SegmentsFile:
-    """Read a segments.json written by `write_segments_json`; InputError names the file on problems."""
+    """Read a segments.json written by `write_segments_json`; InputError names a bad file."""
     path = Path(path)
     try:
         document = json.loads(path.read_text(encoding="utf-8"))

@@ -24,7 +24,9 @@ from highlights.windows import WindowScores
 CLASSES = ("Background", "SoccerPenalty", "Basketball")
 
 
-def sliding(scores_per_window: list[list[float]], length: float = 2.0, stride: float = 1.0) -> WindowScores:
+def sliding(
+    scores_per_window: list[list[float]], length: float = 2.0, stride: float = 1.0
+) -> WindowScores:
     """Windows as the pipeline makes them: `length` s long, every `stride` s."""
     starts = np.arange(len(scores_per_window)) * stride
     return WindowScores(
@@ -155,7 +157,9 @@ TARGETS = ["SoccerPenalty", "Basketball"]
 
 
 @given(scored_windows(), policies)
-def test_ranges_are_sorted_and_never_overlap(windows: tuple[WindowScores, float], policy: SegmentConfig) -> None:
+def test_ranges_are_sorted_and_never_overlap(
+    windows: tuple[WindowScores, float], policy: SegmentConfig
+) -> None:
     scores, duration = windows
     segments = find_segments(scores, TARGETS, policy, duration)
     for earlier, later in zip(segments, segments[1:], strict=False):
@@ -164,7 +168,9 @@ def test_ranges_are_sorted_and_never_overlap(windows: tuple[WindowScores, float]
 
 
 @given(scored_windows(), policies)
-def test_ranges_never_leave_the_video(windows: tuple[WindowScores, float], policy: SegmentConfig) -> None:
+def test_ranges_never_leave_the_video(
+    windows: tuple[WindowScores, float], policy: SegmentConfig
+) -> None:
     scores, duration = windows
     for segment in find_segments(scores, TARGETS, policy, duration):
         assert 0.0 <= segment.start < segment.end <= duration
@@ -179,7 +185,9 @@ def test_every_passing_window_is_covered(
     policy = SegmentConfig(threshold=threshold, buffer=buffer, merge_gap=merge_gap)
     segments = find_segments(scores, TARGETS, policy, duration)
     best = scores.probabilities[:, 1:].max(axis=1)
-    for start, end in zip(scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True):
+    for start, end in zip(
+        scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True
+    ):
         assert any(s.start <= start and end <= s.end for s in segments)
 
 
@@ -191,7 +199,9 @@ def test_hysteresis_covers_every_window_above_the_high_threshold(
     policy = SegmentConfig(threshold=threshold, low_threshold=threshold * low_fraction, buffer=0.0)
     segments = find_segments(scores, TARGETS, policy, duration)
     best = scores.probabilities[:, 1:].max(axis=1)
-    for start, end in zip(scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True):
+    for start, end in zip(
+        scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True
+    ):
         assert any(s.start <= start and end <= s.end for s in segments)
 
 
@@ -218,7 +228,10 @@ def test_finding_segments_again_in_the_found_segments_changes_nothing(
         starts=np.array([s.start for s in first], dtype=np.float64),
         ends=np.array([s.end for s in first], dtype=np.float64),
         probabilities=np.array(
-            [[0.0, s.score, 0.0] if s.label == "SoccerPenalty" else [0.0, 0.0, s.score] for s in first],
+            [
+                [0.0, s.score, 0.0] if s.label == "SoccerPenalty" else [0.0, 0.0, s.score]
+                for s in first
+            ],
             dtype=np.float64,
         ).reshape(len(first), 3),
         classes=CLASSES,
@@ -327,7 +340,9 @@ def test_a_truncated_document_is_named(tmp_path: Path) -> None:
 @settings(max_examples=25)
 @given(scored_windows(), policies)
 def test_any_result_survives_the_json_round_trip(
-    tmp_path_factory: pytest.TempPathFactory, windows: tuple[WindowScores, float], policy: SegmentConfig
+    tmp_path_factory: pytest.TempPathFactory,
+    windows: tuple[WindowScores, float],
+    policy: SegmentConfig,
 ) -> None:
     scores, duration = windows
     segments = find_segments(scores, TARGETS, policy, duration)
