@@ -1,0 +1,273 @@
+"""The inference server: payload formats, validation and a real gunicorn server over HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from highlights.model import ModelManifest, SequenceModel, build_model
+from highlights.serving import (
+    CSV,
+    JSON,
+    NPY,
+    PayloadError,
+    UnsupportedContentType,
+    WindowShape,
+    encode_windows,
+    parse_server_options,
+    parse_windows,
+    read_prediction,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SERVE = REPO / "model_container" / "serve"
+STEPS, FEATURE_DIM = 10, 16
+CLASSES = ("OpenPlay", "PenaltyKick", "Corner")
+SHAPE = WindowShape(STEPS, FEATURE_DIM)
+MAX_BYTES = 200_000
+
+
+def save_small_model(model_dir: Path) -> Path:
+    keras.utils.set_random_seed(7)
+    manifest = ModelManifest(
+        classes=CLASSES,
+        backbone="efficientnet_lite0",
+        feature_dim=FEATURE_DIM,
+        rate=5.0,
+        window_length=2.0,
+        window_stride=1.0,
+        steps=STEPS,
+        preset="compact",
+    )
+    network = build_model("compact", STEPS, FEATURE_DIM, len(CLASSES))
+    return SequenceModel(network, manifest).save(model_dir)
+
+
+def windows(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(count, STEPS, FEATURE_DIM)).astype(np.float32)
+
+
+# --- payload parsing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", [JSON, CSV, NPY])
+def test_each_format_round_trips_windows_exactly(content_type: str) -> None:
+    batch = windows(3)
+    parsed = parse_windows(encode_windows(batch, content_type), content_type, SHAPE)
+    assert parsed.dtype == np.float32
+    np.testing.assert_array_equal(parsed, batch)
+
+
+def test_json_accepts_a_bare_nested_list() -> None:
+    batch = windows(2)
+    parsed = parse_windows(json.dumps(batch.tolist()).encode(), JSON, SHAPE)
+    np.testing.assert_array_equal(parsed, batch)
+
+
+def test_content_type_parameters_are_ignored() -> None:
+    batch = windows(1)
+    body = encode_windows(batch, CSV)
+    np.testing.assert_array_equal(parse_windows(body, "text/csv; charset=utf-8", SHAPE), batch)
+
+
+def test_csv_row_is_one_window_flattened_frame_after_frame() -> None:
+    batch = windows(1)
+    row = ",".join(repr(float(v)) for v in batch[0].reshape(-1))
+    parsed = parse_windows(row.encode(), CSV, SHAPE)
+    np.testing.assert_array_equal(parsed[0, 1], batch[0, 1])
+
+
+def test_csv_row_of_the_wrong_width_names_the_layout() -> None:
+    with pytest.raises(PayloadError, match=r"row 1 has 5 values.*10 x 16 = 160"):
+        parse_windows(b"1,2,3,4,5\n", CSV, SHAPE)
+
+
+def test_wrong_window_shape_is_refused() -> None:
+    with pytest.raises(PayloadError, match=r"\(windows, 10, 16\).*\(2, 9, 16\)"):
+        parse_windows(encode_windows(np.zeros((2, 9, 16)), NPY), NPY, SHAPE)
+
+
+def test_malformed_json_is_refused() -> None:
+    with pytest.raises(PayloadError, match="not valid JSON"):
+        parse_windows(b'{"instances": [[[1, 2', JSON, SHAPE)
+
+
+def test_ragged_json_is_refused() -> None:
+    with pytest.raises(PayloadError, match="regular nested list"):
+        parse_windows(b"[[[1, 2], [3]]]", JSON, SHAPE)
+
+
+def test_npy_with_pickled_objects_is_refused() -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(PayloadError, match="not a .npy array"):
+        parse_windows(buffer.getvalue(), NPY, SHAPE)
+
+
+def test_non_finite_values_are_refused() -> None:
+    batch = windows(1)
+    batch[0, 0, 0] = np.nan
+    with pytest.raises(PayloadError, match="NaN"):
+        parse_windows(encode_windows(batch, NPY), NPY, SHAPE)
+
+
+def test_unknown_content_type_is_its_own_error() -> None:
+    with pytest.raises(UnsupportedContentType, match="image/png"):
+        parse_windows(b"\x89PNG", "image/png", SHAPE)
+
+
+def test_prediction_response_must_match_its_classes() -> None:
+    with pytest.raises(PayloadError, match="2 classes"):
+        read_prediction(json.dumps({"classes": ["a", "b"], "probabilities": [[1.0]]}))
+
+
+def test_worker_count_defaults_from_the_sagemaker_environment() -> None:
+    options = parse_server_options([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "3"})
+    assert (options.workers, options.port, options.host) == (3, 8080, "0.0.0.0")
+    assert parse_server_options(["--workers", "2"], {}).workers == 2
+
+
+# --- a real server ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url: str, body: bytes | None = None, content_type: str | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    if content_type:
+        req.add_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_small_model(tmp_path_factory.mktemp("serving") / "model")
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SERVE), "--model-dir", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--max-bytes", str(MAX_BYTES)],
+        env={**os.environ, "SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[bytes], limit: float = 90) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            assert process.stderr is not None
+            raise AssertionError(f"serve exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            if request(f"{url}/ping")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("serve did not answer /ping in time")
+
+
+def test_ping_answers_once_the_model_is_loaded(server: str) -> None:
+    status, body = request(f"{server}/ping")
+    assert status == 200
+    assert json.loads(body)["classes"] == list(CLASSES)
+
+
+@pytest.mark.parametrize("content_type", [JSON, CSV, NPY])
+def test_invocations_match_the_in_process_model(
+    server: str, model_dir: Path, content_type: str
+) -> None:
+    batch = windows(4, seed=3)
+    body = encode_windows(batch, content_type)
+    status, body = request(f"{server}/invocations", body, content_type)
+    assert status == 200, body
+    classes, probabilities = read_prediction(body)
+    assert classes == CLASSES
+    expected = SequenceModel.load(model_dir).predict(batch)
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bare_json_list_is_accepted_over_http(server: str) -> None:
+    status, body = request(f"{server}/invocations", json.dumps(windows(1).tolist()).encode(), JSON)
+    assert status == 200
+    assert read_prediction(body)[1].shape == (1, len(CLASSES))
+
+
+def test_malformed_payload_gets_400_with_a_message(server: str) -> None:
+    status, body = request(f"{server}/invocations", b"not json at all", JSON)
+    assert status == 400
+    assert "not valid JSON" in json.loads(body)["error"]
+
+
+def test_wrong_shaped_payload_gets_400(server: str) -> None:
+    batch = np.zeros((2, STEPS, FEATURE_DIM + 1), dtype=np.float32)
+    status, body = request(f"{server}/invocations", encode_windows(batch, NPY), NPY)
+    assert status == 400
+    assert "(windows, 10, 16)" in json.loads(body)["error"]
+
+
+def test_oversized_payload_gets_400(server: str) -> None:
+    batch = windows(MAX_BYTES // (STEPS * FEATURE_DIM * 4) + 1)
+    body = encode_windows(batch, NPY)
+    assert len(body) > MAX_BYTES
+    status, answer = request(f"{server}/invocations", body, NPY)
+    assert status == 400
+    assert f"larger than {MAX_BYTES} bytes" in json.loads(answer)["error"]
+
+
+def test_unsupported_content_type_gets_415(server: str) -> None:
+    status, body = request(f"{server}/invocations", b"\x89PNG", "image/png")
+    assert status == 415
+    assert "application/x-npy" in json.loads(body)["error"]
+
+
+def test_unanswerable_accept_gets_406(server: str) -> None:
+    status, _ = request(f"{server}/invocations", encode_windows(windows(1), NPY), NPY,
+                        headers={"Accept": "text/csv"})
+    assert status == 406
+
+
+def test_serve_refuses_a_missing_model_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SERVE), "--model-dir", str(tmp_path / "nope"), "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "model folder not found" in result.stderr
