@@ -1,11 +1,30 @@
-"""Reading video: probing a file and streaming frames sampled at a set rate."""
+"""Reading video: probing a file and streaming frames sampled at a set rate.
+
+`probe` reads the container with PyAV. `sample_frames` streams raw RGB frames from an ffmpeg
+subprocess (the imageio-ffmpeg binary): ffmpeg applies the rotation metadata, turns variable
+frame rates into a fixed sampling grid and decodes on its own threads while the caller runs
+the model.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import IO
 
+import av
+import imageio_ffmpeg
 import numpy as np
+
+from highlights.errors import VideoError
+
+# How many trailing lines of ffmpeg's stderr go into an error message.
+STDERR_TAIL_LINES = 8
 
 
 @dataclass(frozen=True)
@@ -21,6 +40,10 @@ class VideoInfo:
     codec: str
     has_audio: bool
 
+    def expected_frames(self, rate: float) -> int:
+        """How many frames `sample_frames` yields at `rate` (give or take one at the end)."""
+        return max(1, round(self.duration * rate))
+
 
 @dataclass(frozen=True)
 class FrameGeometry:
@@ -35,3 +58,258 @@ class SampledFrame:
     index: int  # 0-based index among the sampled frames
     time: float  # seconds from the start of the video
     image: np.ndarray  # (crop, crop, 3) uint8 RGB
+
+
+def ffmpeg_exe() -> str:
+    """The ffmpeg binary shipped with imageio-ffmpeg (never a system one we did not test)."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+# --- probe -------------------------------------------------------------------------------
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read duration, frame rate, display size, rotation, codec and audio presence.
+
+    Raises VideoError naming the file when it is missing, a directory, empty, not a video,
+    truncated, has no video stream or has no duration.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return _read_info(path, container)
+    except av.FFmpegError as exc:
+        raise VideoError(
+            f"{path}: not a readable video (corrupt, truncated or not video): {_av_reason(exc)}"
+        ) from None
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoError(f"{path}: video file not found")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a directory, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: video file is empty (0 bytes)")
+
+
+def _av_reason(exc: av.FFmpegError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
+    if not container.streams.video:
+        raise VideoError(f"{path}: has no video stream (audio-only or not a video)")
+    stream = container.streams.video[0]
+    _check_not_truncated(path, stream)
+    duration = _duration(path, container, stream)
+    if duration <= 0:
+        raise VideoError(f"{path}: video has zero duration")
+    rotation = _rotation(path, container, stream)
+    width, height = _display_size(stream)
+    if rotation in (90, 270):
+        width, height = height, width
+    return VideoInfo(
+        path=path,
+        duration=duration,
+        fps=_fps(stream, duration),
+        width=width,
+        height=height,
+        rotation=rotation,
+        codec=stream.codec_context.name,
+        has_audio=bool(container.streams.audio),
+    )
+
+
+def _check_not_truncated(path: Path, stream: av.video.stream.VideoStream) -> None:
+    """Compare the demuxer's index (mp4, avi) with the file size: a cut-off download fails here."""
+    entries = stream.index_entries
+    count = len(entries)
+    if count == 0:
+        return
+    last_byte = max(entry.pos + entry.size for entry in entries[max(0, count - 64) : count])
+    size = path.stat().st_size
+    if last_byte > size:
+        raise VideoError(
+            f"{path}: file is truncated (index refers to byte {last_byte}, file has {size} bytes)"
+        )
+
+
+def _duration(
+    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    """Seconds from the container start to the end of the video stream.
+
+    Measured on the same timeline ffmpeg uses when sampling (container start = 0), so the number
+    of sampled frames is about duration * rate. Falls back to the container duration, then to
+    scanning packet timestamps (raw streams carry neither).
+    """
+    container_start = (container.start_time or 0) / av.time_base
+    if stream.duration is not None and stream.time_base:
+        start = float((stream.start_time or 0) * stream.time_base)
+        return start + float(stream.duration * stream.time_base) - container_start
+    if container.duration:
+        return container.duration / av.time_base
+    # Raw streams cannot seek back, so the scan reads its own copy of the file.
+    with av.open(str(path), metadata_errors="ignore") as scan:
+        return _scan_duration(scan, scan.streams.video[0]) - container_start
+
+
+def _scan_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    """End time from packet timestamps, or the sum of packet durations when there are none."""
+    end = total = 0.0
+    for packet in container.demux(stream):
+        if packet.size == 0 or not packet.time_base:
+            continue
+        length = float((packet.duration or 0) * packet.time_base)
+        total += length
+        if packet.pts is not None:
+            end = max(end, float(packet.pts * packet.time_base) + length)
+    return end or total
+
+
+def _rotation(
+    path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> int:
+    """Clockwise display rotation, read from the first decoded frame's display matrix.
+
+    PyAV 18 exposes the matrix only on frames (`VideoFrame.rotation`, counter-clockwise degrees);
+    the decoder copies the container's matrix onto every frame. Decoding one frame also proves
+    the stream is decodable.
+    """
+    try:
+        frame = next(container.decode(stream), None)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: video stream is corrupt ({_av_reason(exc)})") from None
+    if frame is None:
+        raise VideoError(f"{path}: no video frame could be decoded (corrupt or truncated)")
+    return round(-frame.rotation / 90) * 90 % 360
+
+
+def _display_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
+    """Width and height as shown, with non-square pixels stretched to square ones."""
+    width, height = stream.codec_context.width, stream.codec_context.height
+    aspect = stream.sample_aspect_ratio
+    if aspect and aspect > 0 and aspect != 1:
+        width = round(width * aspect)
+    return width, height
+
+
+def _fps(stream: av.video.stream.VideoStream, duration: float) -> float:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and rate > 0:
+            return float(rate)
+    if stream.frames and duration > 0:
+        return stream.frames / duration
+    return 0.0
+
+
+# --- frame sampling ----------------------------------------------------------------------
+
+
+def sample_frames(
+    path: Path,
+    rate: float,
+    geometry: FrameGeometry,
+    info: VideoInfo | None = None,
+    threads: int = 2,
+) -> Iterator[SampledFrame]:
+    """Stream RGB frames at times k / rate, shaped by `geometry`, without holding the video.
+
+    Frame k is the picture on screen at k / rate seconds from the container start: the last
+    video frame shown at or before that time (fps filter `round=up`). `start_time=0` makes a
+    stream that starts late repeat its first picture, so frame 0 is always at time 0.
+    Closing the generator early stops ffmpeg. Raises VideoError if ffmpeg reports an error.
+    """
+    path = Path(path)
+    if rate <= 0:
+        raise ValueError(f"sampling rate must be positive, got {rate}")
+    if geometry.crop > geometry.resize_short:
+        raise ValueError(
+            f"crop {geometry.crop} is larger than resize_short {geometry.resize_short}"
+        )
+    info = info or probe(path)
+    command = _sampling_command(path, rate, geometry, info, threads)
+    return _stream_frames(path, command, geometry.crop, rate)
+
+
+def _stream_frames(
+    path: Path, command: list[str], crop: int, rate: float
+) -> Iterator[SampledFrame]:
+    with tempfile.TemporaryFile() as stderr:
+        # stderr goes to a file, not a pipe: a chatty ffmpeg must never block on a full pipe.
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            yield from _read_frames(process, crop * crop * 3, crop, rate)
+            process.wait()
+        finally:
+            _stop(process)
+        _raise_on_ffmpeg_error(path, process.returncode, _read_all(stderr))
+
+
+def _sampling_command(
+    path: Path, rate: float, geometry: FrameGeometry, info: VideoInfo, threads: int
+) -> list[str]:
+    width, height = _scaled_size(info.width, info.height, geometry.resize_short)
+    fps = Fraction(rate).limit_denominator(1001)
+    filters = (
+        f"fps={fps.numerator}/{fps.denominator}:start_time=0:round=up,"
+        f"scale={width}:{height}:flags=bilinear,setsar=1,"
+        f"crop={geometry.crop}:{geometry.crop}"
+    )
+    return [
+        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
+        "-threads", str(threads), "-i", str(path),
+        "-map", "0:v:0", "-an", "-sn", "-dn",
+        "-vf", filters, "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
+    ]  # fmt: skip
+
+
+def _scaled_size(width: int, height: int, short: int) -> tuple[int, int]:
+    """Size with the short side equal to `short` and the aspect ratio kept."""
+    if width <= height:
+        return short, max(short, round(height * short / width))
+    return max(short, round(width * short / height)), short
+
+
+def _read_frames(
+    process: subprocess.Popen[bytes], frame_bytes: int, crop: int, rate: float
+) -> Iterator[SampledFrame]:
+    assert process.stdout is not None
+    index = 0
+    while True:
+        data = process.stdout.read(frame_bytes)
+        if len(data) < frame_bytes:
+            return  # end of stream; a partial frame only happens when ffmpeg died
+        image = np.frombuffer(data, dtype=np.uint8).reshape(crop, crop, 3)
+        yield SampledFrame(index=index, time=index / rate, image=image)
+        index += 1
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    with contextlib.suppress(OSError):
+        if process.stdout is not None:
+            process.stdout.close()
+    process.wait()
+
+
+def _read_all(handle: IO[bytes]) -> str:
+    handle.seek(0)
+    return handle.read().decode("utf-8", errors="replace")
+
+
+def _raise_on_ffmpeg_error(path: Path, returncode: int, stderr: str) -> None:
+    if returncode != 0 or stderr.strip():
+        raise VideoError(
+            f"{path}: ffmpeg could not decode the video (exit {returncode}):\n{stderr_tail(stderr)}"
+        )

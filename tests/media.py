@@ -1,0 +1,119 @@
+"""Test videos: synthetic ones made with ffmpeg's lavfi sources, and the shared real ones.
+
+Import as `from tests.media import make_video, make_event_video, shared_videos`.
+Every generator writes into the path it is given (use pytest's tmp_path) and returns it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import imageio_ffmpeg
+
+SHARED_VIDEOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+# Event spans look nothing like the background: a moving, colourful test card against
+# a flat, noisy green "pitch".
+BACKGROUND_SOURCE = "color=c=0x2e7d32"
+EVENT_SOURCE = "testsrc2"
+
+
+def shared_videos() -> list[Path]:
+    """The real videos of the shared data folder, sorted; [] when the folder is absent."""
+    if not SHARED_VIDEOS_DIR.is_dir():
+        return []
+    return sorted(p for p in SHARED_VIDEOS_DIR.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def lavfi_source(pattern: str, options: str) -> str:
+    """Add options to a lavfi source: `testsrc2=size=..`, `color=c=red:size=..`."""
+    return f"{pattern}{':' if '=' in pattern else '='}{options}"
+
+
+def run_ffmpeg(args: Sequence[str | bytes]) -> None:
+    """Run ffmpeg quietly; raise with its stderr when it fails."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-y", "-loglevel", "error", *args]
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {result.stderr.decode(errors='replace')}")
+
+
+def make_video(
+    path: Path,
+    seconds: float,
+    fps: float = 25,
+    size: tuple[int, int] = (320, 240),
+    audio: bool = False,
+    pattern: str = "testsrc2",
+    codec: str = "libx264",
+    extra: Sequence[str] = (),
+) -> Path:
+    """A video of a lavfi source (`pattern`, e.g. testsrc2, smptebars, color=c=red)."""
+    width, height = size
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        lavfi_source(pattern, f"size={width}x{height}:rate={fps}:duration={seconds}"),
+    ]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=44100:duration={seconds}"]
+    args += ["-map", "0:v"] + (["-map", "1:a", "-c:a", "aac"] if audio else [])
+    args += ["-c:v", codec, "-pix_fmt", "yuv420p", *extra, str(path)]
+    run_ffmpeg(args)
+    return Path(path)
+
+
+def make_event_video(
+    path: Path,
+    events: Sequence[tuple[float, float]],
+    total: float,
+    fps: float = 25,
+    size: tuple[int, int] = (320, 240),
+    audio: bool = False,
+    background: str = BACKGROUND_SOURCE,
+    event: str = EVENT_SOURCE,
+) -> Path:
+    """A `total`-second video showing `event` during each (start, end) span, `background` elsewhere.
+
+    The event source is overlaid on the background only inside the spans, so the change of
+    look happens exactly at the span boundaries (to the frame).
+    """
+    width, height = size
+    spec = f"size={width}x{height}:rate={fps}:duration={total}"
+    enable = "+".join(f"between(t,{start},{end})" for start, end in events) or "0"
+    graph = (
+        f"{lavfi_source(background, spec)},noise=alls=12:allf=t[bg];"
+        f"{lavfi_source(event, spec)}[ev];"
+        f"[bg][ev]overlay=enable='{enable}',format=yuv420p[v]"
+    )
+    sine = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={total}"] if audio else []
+    args = [*sine, "-filter_complex", graph, "-map", "[v]"]
+    if audio:
+        args += ["-map", "0:a", "-c:a", "aac"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-t", str(total), str(path)]
+    run_ffmpeg(args)
+    return Path(path)
+
+
+def make_split_colour_video(
+    path: Path, seconds: float, left: str = "red", right: str = "blue", rotation: int = 0
+) -> Path:
+    """A 320x240 video, left half one colour, right half another; `rotation` is written as
+    display-matrix metadata (degrees counter-clockwise, ffmpeg's -display_rotation)."""
+    plain = path.with_name(f"{path.stem}.plain{path.suffix}")
+    graph = (
+        f"color=c={left}:size=160x240:rate=25:duration={seconds}[l];"
+        f"color=c={right}:size=160x240:rate=25:duration={seconds}[r];"
+        "[l][r]hstack,format=yuv420p[v]"
+    )
+    run_ffmpeg(["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", str(plain)])
+    if rotation == 0:
+        plain.replace(path)
+    else:
+        run_ffmpeg(["-display_rotation", str(rotation), "-i", str(plain), "-c", "copy", str(path)])
+        plain.unlink()
+    return Path(path)
