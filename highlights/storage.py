@@ -1,0 +1,153 @@
+"""Where outputs live: a local folder or an S3 bucket, behind one small interface.
+
+Keys are POSIX-style relative paths ("match-1/clips/clip-001.mp4"). A key never reaches
+outside the storage root: absolute keys and `..` parts are refused.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from highlights.errors import ConfigError, InputError
+from highlights.files import atomic_path
+
+
+class Storage(Protocol):
+    def put_file(self, local: Path, key: str) -> None:
+        """Copy a local file to `key`, replacing what was there."""
+
+    def get_file(self, key: str, local: Path) -> None:
+        """Copy `key` to a local file (written atomically)."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys that start with `prefix` (a plain string prefix, as S3 has), sorted."""
+
+    def url(self, key: str, expires: int) -> str:
+        """A link someone can open to read `key`, valid for `expires` seconds where that applies."""
+
+
+def check_key(key: str) -> str:
+    """The key in normal form; InputError if it is empty, absolute or climbs out with `..`."""
+    path = PurePosixPath(key)
+    if not key or path.is_absolute() or "\\" in key or any(part == ".." for part in path.parts):
+        raise InputError(f"storage key {key!r} must be a relative path without '..'")
+    normal = path.as_posix()
+    if normal in ("", "."):
+        raise InputError(f"storage key {key!r} names no file")
+    return normal
+
+
+def _check_local_source(local: Path) -> Path:
+    local = Path(local)
+    if not local.is_file():
+        raise InputError(f"{local}: file to store not found")
+    return local
+
+
+def _is_partial(path: Path) -> bool:
+    """A temporary file of highlights.files.atomic_path, still being written."""
+    return path.name.startswith(".") and ".partial" in path.name
+
+
+class LocalStorage:
+    """Keys are files under `root`; URLs are file:// URLs (they do not expire)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def path(self, key: str) -> Path:
+        path = (self.root / check_key(key)).resolve()
+        if not path.is_relative_to(self.root):  # a symlink inside the root may point outside
+            raise InputError(f"storage key {key!r} leads outside {self.root}")
+        return path
+
+    def put_file(self, local: Path, key: str) -> None:
+        source = _check_local_source(local)
+        with atomic_path(self.path(key)) as tmp:
+            shutil.copyfile(source, tmp)
+
+    def get_file(self, key: str, local: Path) -> None:
+        source = self.path(key)
+        if not source.is_file():
+            raise InputError(f"{key}: not found in storage {self.root}")
+        with atomic_path(Path(local)) as tmp:
+            shutil.copyfile(source, tmp)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys = (
+            path.relative_to(self.root).as_posix()
+            for path in self.root.rglob("*")
+            if path.is_file() and not _is_partial(path)
+        )
+        return sorted(key for key in keys if key.startswith(prefix))
+
+    def url(self, key: str, expires: int) -> str:
+        return self.path(key).as_uri()
+
+
+class S3Storage:
+    """Keys are objects in `bucket` under `prefix`; URLs are presigned GETs that expire.
+
+    `client` is a boto3 S3 client. For links it must sign with Signature Version 4:
+    `boto3.client("s3", config=botocore.config.Config(signature_version="s3v4"))`. boto3 otherwise
+    presigns with version 2, which S3 refuses for buckets created since June 2020.
+    """
+
+    def __init__(self, bucket: str, client: Any, prefix: str = "") -> None:
+        self.bucket = bucket
+        self.client = client
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def object_key(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def put_file(self, local: Path, key: str) -> None:
+        self.client.upload_file(str(_check_local_source(local)), self.bucket, self.object_key(key))
+
+    def get_file(self, key: str, local: Path) -> None:
+        if not self.exists(key):
+            raise InputError(f"s3://{self.bucket}/{self.object_key(key)}: not found")
+        with atomic_path(Path(local)) as tmp:
+            self.client.download_file(self.bucket, self.object_key(key), str(tmp))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        keys = (obj["Key"] for page in pages for obj in page.get("Contents", []))
+        return sorted(key[len(self.prefix) :] for key in keys)
+
+    def url(self, key: str, expires: int) -> str:
+        if expires <= 0:
+            raise InputError(
+                f"a link must stay valid for a positive number of seconds, got {expires}"
+            )
+        url: str = self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self.object_key(key)},
+            ExpiresIn=expires,
+        )
+        if "X-Amz-Signature=" not in url:
+            raise ConfigError(
+                "the S3 client presigns links with Signature Version 2, which S3 refuses for new "
+                "buckets: create it with botocore.config.Config(signature_version='s3v4')"
+            )
+        return url
