@@ -1,0 +1,481 @@
+"""The bodies of the highlights DAG's tasks: one function per task, clients passed in.
+
+Kept out of the DAG file so the file holds only wiring, and so these can be called (and read)
+without Airflow. Nothing here creates an AWS client; the DAG makes them from `aws_default`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from highlights.config import Config
+from highlights.errors import ConfigError, InputError
+from highlights.matches import (
+    LocalInbox,
+    Match,
+    MatchPrefixes,
+    is_video_key,
+    match_for_object,
+    prefixes,
+    s3_url,
+)
+from highlights.mediaconvert import clip_settings, reel_settings
+from highlights.results import DynamoDBResults, WindowRecord
+from highlights.sagemaker_jobs import ProcessingSettings
+from highlights.segments import Segment, find_segments, write_segments_json
+from highlights.windows import WindowScores
+
+AWS_VARIABLE = "highlights_aws"
+LOCAL_VARIABLE = "highlights_local"
+TARGETS_VARIABLE = "highlights_targets"
+BACKEND_VARIABLE = "highlights_backend"
+BACKENDS = ("local", "aws")
+CLAIM_MARKER = "run.json"
+
+AWS_KEYS = (
+    "region", "input_bucket", "input_prefix", "work_bucket", "highlights_bucket",
+    "results_table", "upload_queue_url", "mediaconvert_role_arn", "mediaconvert_endpoint",
+    "sagemaker_role_arn", "processing_image_uri", "endpoint_name", "model_data_uri",
+    "sender_email", "recipient_emails", "link_expiry_seconds",
+)  # fmt: skip
+AWS_REQUIRED = (
+    "region", "input_bucket", "work_bucket", "highlights_bucket", "results_table",
+    "mediaconvert_role_arn", "sagemaker_role_arn", "processing_image_uri", "sender_email",
+    "recipient_emails",
+)  # fmt: skip
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def choose_backend(param: str | None, variable: str | None) -> str:
+    """The run's `backend` param, else the `highlights_backend` Variable, else local."""
+    backend = (param or variable or "local").strip().lower()
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    return backend
+
+
+def choose_targets(param: Sequence[str] | None, variable: Sequence[str] | str | None) -> list[str]:
+    """The run's `targets` param, else the `highlights_targets` Variable (JSON list or CSV)."""
+    chosen: Sequence[str] | str = param or variable or []
+    if isinstance(chosen, str):
+        chosen = chosen.split(",")
+    targets = [str(t).strip() for t in chosen if str(t).strip()]
+    if not targets:
+        raise ConfigError(
+            "no target classes: set the run's `targets` param or the "
+            f"`{TARGETS_VARIABLE}` Variable (a JSON list of class names)"
+        )
+    return targets
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The `highlights_aws` Variable (Terraform's `airflow_variables` output), checked."""
+
+    region: str
+    input_bucket: str
+    work_bucket: str
+    highlights_bucket: str
+    results_table: str
+    mediaconvert_role_arn: str
+    sagemaker_role_arn: str
+    processing_image_uri: str
+    sender_email: str
+    recipient_emails: tuple[str, ...]
+    input_prefix: str = ""
+    link_expiry_seconds: int = 7 * 24 * 3600
+    upload_queue_url: str = ""
+    mediaconvert_endpoint: str = ""
+    endpoint_name: str = ""
+    model_data_uri: str = ""
+
+    def processing(self, instance_type: str, instance_count: int) -> ProcessingSettings:
+        return ProcessingSettings(
+            role_arn=self.sagemaker_role_arn,
+            image_uri=self.processing_image_uri,
+            instance_type=instance_type,
+            features_instance_count=instance_count,
+        )
+
+
+def aws_settings(variable: Mapping[str, Any] | None) -> AwsSettings:
+    if not variable:
+        raise ConfigError(f"the `{AWS_VARIABLE}` Variable is not set (JSON, see dags/README.md)")
+    unknown = sorted(set(variable) - set(AWS_KEYS))
+    if unknown:
+        raise ConfigError(f"`{AWS_VARIABLE}`: unknown keys {unknown}")
+    missing = [k for k in AWS_REQUIRED if not variable.get(k)]
+    if missing:
+        raise ConfigError(f"`{AWS_VARIABLE}`: missing {', '.join(missing)}")
+    values = dict(variable)
+    recipients = values.get("recipient_emails") or []
+    values["recipient_emails"] = tuple([recipients] if isinstance(recipients, str) else recipients)
+    values["link_expiry_seconds"] = int(values.get("link_expiry_seconds") or 7 * 24 * 3600)
+    values["input_prefix"] = _folder(values.get("input_prefix") or "")
+    settings = AwsSettings(**{k: v for k, v in values.items() if v is not None})
+    if not settings.endpoint_name and not settings.model_data_uri:
+        raise ConfigError(f"`{AWS_VARIABLE}`: set model_data_uri or endpoint_name")
+    return settings
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """The `highlights_local` Variable: the watched folder, where results go, the model."""
+
+    incoming_dir: Path
+    output_dir: Path
+    model_dir: Path
+    settle_seconds: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inbox(self) -> LocalInbox:
+        return LocalInbox(self.incoming_dir, self.output_dir / ".claimed", self.settle_seconds)
+
+
+def local_settings(variable: Mapping[str, Any] | None, home: Path) -> LocalSettings:
+    """Defaults live under `home` (AIRFLOW_HOME): highlights/incoming, highlights/out, model."""
+    variable = dict(variable or {})
+    base = Path(home) / "highlights"
+    return LocalSettings(
+        incoming_dir=Path(variable.pop("incoming_dir", base / "incoming")),
+        output_dir=Path(variable.pop("output_dir", base / "out")),
+        model_dir=Path(variable.pop("model_dir", base / "model")),
+        settle_seconds=float(variable.pop("settle_seconds", 5.0)),
+        extra=variable,
+    )
+
+
+def _folder(prefix: str) -> str:
+    prefix = prefix.lstrip("/")
+    return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+
+# --- local backend ----------------------------------------------------------------------------
+
+
+def next_local_video(settings: LocalSettings, video: str | None) -> str | None:
+    """The run's `video` param if given, else the next new file in the watched folder."""
+    if video:
+        path = Path(video)
+        if not path.is_file():
+            raise InputError(f"{path}: video file not found")
+        return str(path.resolve())
+    found = settings.inbox.next_new()
+    return str(found.resolve()) if found else None
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """What every local task needs to find the files of one match."""
+
+    match_id: str
+    video: str
+    out_dir: str
+    work_dir: str
+    model_dir: str
+    targets: list[str]
+    threshold: float
+
+
+def claim_local_video(
+    settings: LocalSettings, video: str, targets: list[str], threshold: float
+) -> dict[str, Any]:
+    """Give the video its own output folder (named by content) and mark it as taken."""
+    from highlights.pipeline import claim_output_dir, match_id_for_file
+
+    path = Path(video)
+    if not settings.model_dir.is_dir():
+        raise ConfigError(
+            f"{settings.model_dir}: model folder not found; set model_dir in the "
+            f"`{LOCAL_VARIABLE}` Variable to a folder made by `highlights train`"
+        )
+    match_id = match_id_for_file(path)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-") or "match"
+    out_dir = settings.output_dir / f"{stem}-{match_id}"
+    claim_output_dir(out_dir, match_id)
+    work_dir = out_dir / "work"
+    work_dir.mkdir(exist_ok=True)
+    if path.parent.resolve() == settings.incoming_dir.resolve():
+        settings.inbox.claim(path)
+    run = LocalRun(
+        match_id=match_id,
+        video=str(path),
+        out_dir=str(out_dir),
+        work_dir=str(work_dir),
+        model_dir=str(settings.model_dir),
+        targets=targets,
+        threshold=threshold,
+    )
+    return asdict(run)
+
+
+def local_config(run: Mapping[str, Any]) -> Config:
+    """The detect config of a local run: the model's own rate/window, the run's threshold."""
+    from highlights.pipeline import config_for_model
+
+    config = Config(cache_dir=Path(run["out_dir"]).parent / ".cache").replace(
+        **{"segments.threshold": run["threshold"]}
+    )
+    return config_for_model(config, Path(run["model_dir"]))[0]
+
+
+# --- aws backend: uploads ---------------------------------------------------------------------
+
+
+def claim_key(settings: AwsSettings, match_id: str) -> str:
+    return f"{prefixes(match_id).highlights}{CLAIM_MARKER}"
+
+
+def _exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            return False
+        raise
+    return True
+
+
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def unclaimed_uploads(s3: Any, settings: AwsSettings, files: Sequence[Mapping[str, Any]]) -> list:
+    """Of the objects an S3 sensor saw (Key, ETag), the videos no run has claimed yet."""
+    fresh = []
+    for item in files:
+        key, etag = item.get("Key"), item.get("ETag")
+        if not key or not etag or not is_video_key(key):
+            continue
+        match = match_for_object(key, etag)
+        if not _exists(s3, settings.highlights_bucket, claim_key(settings, match.match_id)):
+            fresh.append(key)
+    return sorted(fresh)
+
+
+def list_uploads(s3: Any, settings: AwsSettings) -> list[dict[str, Any]]:
+    paginator = s3.get_paginator("list_objects_v2")
+    return [
+        {"Key": item["Key"], "ETag": item["ETag"]}
+        for page in paginator.paginate(Bucket=settings.input_bucket, Prefix=settings.input_prefix)
+        for item in page.get("Contents", [])
+    ]
+
+
+def claim_upload(s3: Any, settings: AwsSettings, key: str | None, run_id: str) -> dict[str, Any]:
+    """Pick the run's object (its `key` param, else the oldest unclaimed upload) and claim it.
+
+    The claim is a `run.json` object beside the match's highlights naming the run; the watch
+    skips claimed uploads, while a run given the key explicitly processes it again (re-runs
+    write to the same deterministic places, so nothing is duplicated).
+    """
+    if not key:
+        fresh = unclaimed_uploads(s3, settings, list_uploads(s3, settings))
+        if not fresh:
+            raise InputError(
+                f"s3://{settings.input_bucket}/{settings.input_prefix}: no unclaimed video"
+            )
+        key = fresh[0]
+    try:
+        head = s3.head_object(Bucket=settings.input_bucket, Key=key)
+    except Exception as exc:
+        where = f"s3://{settings.input_bucket}/{key}"
+        raise InputError(f"{where}: cannot read the upload: {exc}") from None
+    match = match_for_object(key, head["ETag"])
+    body = {"match_id": match.match_id, "key": key, "etag": match.etag, "run_id": run_id}
+    s3.put_object(
+        Bucket=settings.highlights_bucket,
+        Key=claim_key(settings, match.match_id),
+        Body=json.dumps(body).encode(),
+        ContentType="application/json",
+    )
+    return match_info(settings, match)
+
+
+def match_info(settings: AwsSettings, match: Match) -> dict[str, Any]:
+    """The JSON-safe description of a match that every later task reads from XCom."""
+    paths = prefixes(match)
+    return {
+        "match_id": match.match_id,
+        "key": match.key,
+        "etag": match.etag,
+        "source_url": s3_url(settings.input_bucket, match.key),
+        "frames_url": s3_url(settings.work_bucket, paths.frames),
+        "features_url": s3_url(settings.work_bucket, paths.features),
+        "scores_url": s3_url(settings.work_bucket, paths.scores),
+        "highlights_url": s3_url(settings.highlights_bucket, paths.highlights),
+    }
+
+
+def _prefixes(match: Mapping[str, Any]) -> MatchPrefixes:
+    return prefixes(match["match_id"])
+
+
+# --- aws backend: ranges and clips ------------------------------------------------------------
+
+
+def scores_from_records(records: Sequence[WindowRecord]) -> WindowScores:
+    """Per-window records (as stored in DynamoDB) back into the scores they came from."""
+    if not records:
+        raise InputError("no scored windows were recorded for this match")
+    classes = tuple(sorted(records[0].scores))
+    ordered = sorted(records, key=lambda r: r.start)
+    return WindowScores(
+        starts=np.array([r.start for r in ordered], dtype=np.float64),
+        ends=np.array([r.end for r in ordered], dtype=np.float64),
+        probabilities=np.array(
+            [[float(r.scores[c]) for c in classes] for r in ordered], dtype=np.float32
+        ),
+        classes=classes,
+    )
+
+
+def find_ranges(
+    dynamodb: Any,
+    s3: Any,
+    settings: AwsSettings,
+    match: Mapping[str, Any],
+    targets: Sequence[str],
+    config: Config,
+    duration: float,
+) -> list[dict[str, Any]]:
+    """Read the match's window items, merge passing windows into ranges, store segments.json."""
+    records = DynamoDBResults(settings.results_table, dynamodb).get(match["match_id"])
+    scores = scores_from_records(records)
+    missing = [t for t in targets if t not in scores.classes]
+    if missing:
+        raise ConfigError(f"targets {missing} are not classes of the model ({scores.classes})")
+    segments = find_segments(scores, targets, config.segments, duration)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_segments_json(
+            Path(tmp) / "segments.json",
+            video=Path(match["key"]).name,
+            duration=duration,
+            segments=segments,
+            scores=scores,
+            targets=targets,
+            policy=config.segments,
+        )
+        s3.upload_file(
+            str(path),
+            settings.highlights_bucket,
+            f"{_prefixes(match).highlights}segments.json",
+            ExtraArgs={"ContentType": "application/json"},
+        )
+    return [asdict(s) for s in segments]
+
+
+def clip_jobs(
+    match: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One MediaConvert job request per range, for `.expand_kwargs`: settings and purpose."""
+    paths = _prefixes(match)
+    bucket = match["highlights_url"].split("/")[2]
+    return [
+        {
+            "settings": clip_settings(
+                match["source_url"],
+                Segment(**segment),
+                s3_url(bucket, paths.clip_base(index)),
+                source["fps"],
+                source["has_audio"],
+            ),
+            "purpose": f"clip-{index:03d}",
+        }
+        for index, segment in enumerate(segments)
+    ]
+
+
+def reel_job(
+    match: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The reel's job settings, or None when nothing was detected."""
+    if not segments:
+        return None
+    bucket = match["highlights_url"].split("/")[2]
+    return reel_settings(
+        match["source_url"],
+        [Segment(**s) for s in segments],
+        s3_url(bucket, _prefixes(match).reel_base),
+        source["fps"],
+        source["has_audio"],
+    )
+
+
+# --- aws backend: email and cleanup -----------------------------------------------------------
+
+
+def presigned_links(
+    s3: Any, settings: AwsSettings, match: Mapping[str, Any], segments: Sequence[Mapping]
+) -> list[tuple[str, str]]:
+    """(name, URL) of every clip, the reel and segments.json; URLs expire, the bucket is private."""
+    paths = _prefixes(match)
+    keys = [(f"clip-{i:03d}.mp4", f"{paths.clip_base(i)}.mp4") for i in range(len(segments))]
+    if segments:
+        keys.append(("reel.mp4", f"{paths.reel_base}.mp4"))
+    keys.append(("segments.json", f"{paths.highlights}segments.json"))
+    return [
+        (
+            name,
+            s3.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": settings.highlights_bucket, "Key": key},
+                ExpiresIn=settings.link_expiry_seconds,
+            ),
+        )
+        for name, key in keys
+    ]
+
+
+def send_email_once(
+    s3: Any,
+    ses: Any,
+    settings: AwsSettings,
+    match: Mapping[str, Any],
+    segments: Sequence[Mapping[str, Any]],
+) -> str:
+    """Email the links unless this match's email was already sent (a marker object records it)."""
+    from highlights.notify import SesNotifier, build_notification
+
+    marker = _prefixes(match).email_marker
+    if _exists(s3, settings.highlights_bucket, marker):
+        sent = _read_json(s3, settings.highlights_bucket, marker)
+        return f"already sent: {sent.get('message')}"
+    links = presigned_links(s3, settings, match, segments)
+    notification = build_notification(
+        Path(match["key"]).name,
+        [Segment(**s) for s in segments],
+        links[:-1],
+        links[-1][1],
+        sender=settings.sender_email,
+        recipients=settings.recipient_emails,
+    )
+    message = SesNotifier(ses, settings.sender_email).send(notification)
+    record = {"message": message, "recipients": list(settings.recipient_emails)}
+    s3.put_object(Bucket=settings.highlights_bucket, Key=marker, Body=json.dumps(record).encode())
+    return message
+
+
+def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+    """Delete every object under `prefix` (one match's folder); returns how many."""
+    if prefix.count("/") < 2 or not prefix.endswith("/"):
+        raise ConfigError(f"refusing to delete s3://{bucket}/{prefix}: not a match folder")
+    deleted = 0
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted

@@ -1,0 +1,209 @@
+"""SageMaker Processing job configurations (CreateProcessingJob request dicts), built without AWS.
+
+Two jobs per match: `features` turns the captured frames into feature shards, sharded by S3
+key over a configurable number of instances; `scores` merges the shards in time order, scores
+every window with the sequence model (or an endpoint) and writes one DynamoDB item per window.
+Job names come from the match id, so a retried task finds the job it started instead of
+starting another.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from highlights.errors import ConfigError
+
+PROCESSING_ROOT = "/opt/ml/processing"
+FRAMES_DIR = f"{PROCESSING_ROOT}/input/frames"
+FEATURES_IN_DIR = f"{PROCESSING_ROOT}/input/features"
+MODEL_DIR = f"{PROCESSING_ROOT}/input/model"
+FEATURES_OUT_DIR = f"{PROCESSING_ROOT}/output/features"
+SCORES_OUT_DIR = f"{PROCESSING_ROOT}/output/scores"
+
+MAX_JOB_NAME = 63
+# The provider appends "-<13-digit ms timestamp>" when it must start a second job of one name.
+_TIMESTAMP_SUFFIX = 14
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """Where and how processing jobs run: one per deployment (the `highlights_aws` Variable)."""
+
+    role_arn: str
+    image_uri: str
+    instance_type: str = "ml.m5.xlarge"
+    features_instance_count: int = 1
+    volume_gb: int = 30
+    max_runtime_seconds: int = 3 * 3600
+    python: tuple[str, ...] = ("python3", "-m")
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.role_arn or not self.image_uri:
+            raise ConfigError("sagemaker_role_arn and processing_image_uri must be set")
+        if self.features_instance_count < 1:
+            raise ConfigError(
+                f"features_instance_count must be at least 1, got {self.features_instance_count}"
+            )
+
+
+def job_name(match_id: str, purpose: str) -> str:
+    """`hl-<purpose>-<match id>`, valid for SageMaker and short enough for a timestamp suffix."""
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", f"hl-{purpose}-{match_id}").strip("-")
+    name = name[: MAX_JOB_NAME - _TIMESTAMP_SUFFIX].rstrip("-")
+    if not _JOB_NAME.match(name):
+        raise ConfigError(f"cannot make a SageMaker job name from {match_id!r} and {purpose!r}")
+    return name
+
+
+def features_job(
+    match_id: str,
+    frames_uri: str,
+    features_uri: str,
+    settings: ProcessingSettings,
+    *,
+    capture_rate: float,
+    backbone: str,
+    batch_size: int = 32,
+) -> dict[str, Any]:
+    """Backbone features of the captured frames; each instance gets a disjoint set of frames."""
+    return _job(
+        name=job_name(match_id, "features"),
+        module="processing.extract_features",
+        arguments=[
+            "--input",
+            FRAMES_DIR,
+            "--output",
+            FEATURES_OUT_DIR,
+            "--capture-rate",
+            _number(capture_rate),
+            "--backbone",
+            backbone,
+            "--batch-size",
+            str(batch_size),
+        ],
+        inputs=[_input("frames", frames_uri, FRAMES_DIR, sharded=True)],
+        outputs=[_output("features", features_uri, FEATURES_OUT_DIR)],
+        instance_count=settings.features_instance_count,
+        settings=settings,
+        match_id=match_id,
+    )
+
+
+def scores_job(
+    match_id: str,
+    features_uri: str,
+    scores_uri: str,
+    settings: ProcessingSettings,
+    *,
+    table: str,
+    region: str,
+    targets: Sequence[str],
+    threshold: float,
+    duration: float,
+    model_uri: str | None = None,
+    endpoint: str | None = None,
+) -> dict[str, Any]:
+    """Merge the feature shards, score every window and write the match's DynamoDB items.
+
+    The model comes from `model_uri` (copied into the container) or, when only `endpoint` is
+    given, from a SageMaker endpoint.
+    """
+    if not targets:
+        raise ConfigError("scores job: give at least one target class")
+    if bool(model_uri) == bool(endpoint):
+        raise ConfigError("scores job: give exactly one of model_data_uri and endpoint_name")
+    inputs = [_input("features", features_uri, FEATURES_IN_DIR, sharded=False)]
+    model_args = ["--endpoint", endpoint] if endpoint else ["--model", MODEL_DIR]
+    if model_uri:
+        inputs.append(_input("model", model_uri, MODEL_DIR, sharded=False))
+    return _job(
+        name=job_name(match_id, "scores"),
+        module="processing.score_windows",
+        arguments=[
+            "--features",
+            FEATURES_IN_DIR,
+            "--output",
+            SCORES_OUT_DIR,
+            *model_args,
+            "--match-id",
+            match_id,
+            "--table",
+            table,
+            "--targets",
+            ",".join(targets),
+            "--threshold",
+            _number(threshold),
+            "--duration",
+            _number(duration),
+            "--region",
+            region,
+        ],
+        inputs=inputs,
+        outputs=[_output("scores", scores_uri, SCORES_OUT_DIR)],
+        instance_count=1,
+        settings=settings,
+        match_id=match_id,
+    )
+
+
+def _job(
+    *,
+    name: str,
+    module: str,
+    arguments: list[str],
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    instance_count: int,
+    settings: ProcessingSettings,
+    match_id: str,
+) -> dict[str, Any]:
+    tags = {**settings.tags, "match_id": match_id}
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": settings.role_arn,
+        "AppSpecification": {
+            "ImageUri": settings.image_uri,
+            "ContainerEntrypoint": [*settings.python, module],
+            "ContainerArguments": arguments,
+        },
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {"Outputs": outputs},
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": instance_count,
+                "InstanceType": settings.instance_type,
+                "VolumeSizeInGB": settings.volume_gb,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.max_runtime_seconds},
+        "Tags": [{"Key": key, "Value": value} for key, value in sorted(tags.items())],
+    }
+
+
+def _input(name: str, uri: str, local_path: str, *, sharded: bool) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "ShardedByS3Key" if sharded else "FullyReplicated",
+        },
+    }
+
+
+def _output(name: str, uri: str, local_path: str) -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+    }
+
+
+def _number(value: float) -> str:
+    return format(value, "g") if float(value) != int(value) else str(int(value))

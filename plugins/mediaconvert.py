@@ -1,0 +1,323 @@
+"""AWS Elemental MediaConvert for Airflow: hook, create-job operator, job sensor and trigger.
+
+The Amazon provider has no MediaConvert support. Since 2024 MediaConvert accepts requests on
+its regional endpoint (`DescribeEndpoints` is deprecated), so the hook uses the regional
+endpoint unless an account endpoint is given (`mediaconvert_endpoint` in the `highlights_aws`
+Variable) or the connection's `service_config.mediaconvert.endpoint_url` names one.
+
+Waiting is deferrable: the operator and sensor hand the job id to `MediaConvertJobTrigger`,
+which polls `GetJob` from the triggerer and frees the worker slot meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
+
+from highlights.mediaconvert import client_request_token
+
+DONE_STATES = ("COMPLETE",)
+FAILED_STATES = ("ERROR", "CANCELED")
+
+
+class MediaConvertJobFailed(AirflowException):
+    """A MediaConvert job ended in ERROR or CANCELED; the message is MediaConvert's."""
+
+
+class MediaConvertHook(AwsBaseHook):
+    """boto3 `mediaconvert` client from an Airflow AWS connection."""
+
+    def __init__(self, *args: Any, endpoint_url: str | None = None, **kwargs: Any) -> None:
+        kwargs["client_type"] = "mediaconvert"
+        super().__init__(*args, **kwargs)
+        self.endpoint_url = endpoint_url or None
+
+    def get_client_type(self, region_name=None, config=None, deferrable=False):  # noqa: ANN001, ANN201
+        if not self.endpoint_url:
+            return super().get_client_type(region_name, config, deferrable)
+        session = self.get_session(region_name=region_name)
+        return session.client(
+            "mediaconvert",
+            endpoint_url=self.endpoint_url,
+            config=self._get_config(config),
+            verify=self.verify,
+        )
+
+    def create_job(
+        self,
+        settings: dict[str, Any],
+        role_arn: str,
+        token: str,
+        user_metadata: dict[str, str] | None = None,
+        queue: str | None = None,
+    ) -> dict[str, Any]:
+        """Submit a job; the same `token` returns the job already made instead of a second one."""
+        request: dict[str, Any] = {
+            "Role": role_arn,
+            "Settings": settings,
+            "ClientRequestToken": token,
+            "UserMetadata": dict(user_metadata or {}),
+        }
+        if queue:
+            request["Queue"] = queue
+        return self.conn.create_job(**request)["Job"]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        return self.conn.get_job(Id=job_id)["Job"]
+
+    def probe(self, url: str) -> dict[str, Any]:
+        """MediaConvert's `Probe` of one file (duration, frame rate, tracks)."""
+        return self.conn.probe(InputFiles=[{"FileUrl": url}])
+
+
+def job_outcome(job: dict[str, Any]) -> bool:
+    """True when the job is COMPLETE, False while it runs; raises with its message on failure."""
+    status = job.get("Status")
+    if status in DONE_STATES:
+        return True
+    if status in FAILED_STATES:
+        raise MediaConvertJobFailed(failure_message(job))
+    return False
+
+
+def failure_message(job: dict[str, Any]) -> str:
+    reason = job.get("ErrorMessage") or "no error message"
+    code = f" (code {job['ErrorCode']})" if job.get("ErrorCode") else ""
+    return f"MediaConvert job {job.get('Id')} ended {job.get('Status')}{code}: {reason}"
+
+
+class MediaConvertJobTrigger(BaseTrigger):
+    """Polls a MediaConvert job until it leaves SUBMITTED/PROGRESSING."""
+
+    def __init__(
+        self,
+        job_id: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        poll_interval: float = 15.0,
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "aws_conn_id": self.aws_conn_id,
+                "region_name": self.region_name,
+                "endpoint_url": self.endpoint_url,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = MediaConvertHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+        )
+        get_job = sync_to_async(hook.get_job)
+        while True:
+            job = await get_job(self.job_id)
+            status = job.get("Status")
+            if status in DONE_STATES:
+                yield TriggerEvent(
+                    {"status": "success", "job_id": self.job_id, "job": _summary(job)}
+                )
+                return
+            if status in FAILED_STATES:
+                yield TriggerEvent(
+                    {"status": "error", "job_id": self.job_id, "message": failure_message(job)}
+                )
+                return
+            self.log.info("MediaConvert job %s is %s", self.job_id, status)
+            await asyncio.sleep(self.poll_interval)
+
+
+class _MediaConvertWaiting:
+    """What the operator and the sensor share: a hook and the return path from the trigger."""
+
+    aws_conn_id: str | None
+    region_name: str | None
+    endpoint_url: str | None
+    poll_interval: float
+
+    def _hook(self) -> MediaConvertHook:
+        return MediaConvertHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+        )
+
+    def _trigger(self, job_id: str) -> MediaConvertJobTrigger:
+        return MediaConvertJobTrigger(
+            job_id=job_id,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            poll_interval=self.poll_interval,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "success":
+            raise MediaConvertJobFailed(event.get("message") or f"MediaConvert trigger: {event}")
+        return event["job"]
+
+
+class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
+    """Submit a MediaConvert job from a settings dict and wait until it is COMPLETE.
+
+    Idempotent: the ClientRequestToken is derived from `match_id` and `purpose`, so a retried
+    task gets back the job it already submitted. Returns a summary of the finished job.
+    """
+
+    template_fields: Sequence[str] = (
+        "settings",
+        "role_arn",
+        "match_id",
+        "purpose",
+        "endpoint_url",
+        "region_name",
+        "queue",
+    )
+    template_fields_renderers = {"settings": "json"}
+    ui_color = "#f6a04d"
+
+    def __init__(
+        self,
+        *,
+        settings: dict[str, Any],
+        role_arn: str,
+        match_id: str,
+        purpose: str,
+        queue: str | None = None,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = True,
+        poll_interval: float = 15.0,
+        max_wait: timedelta = timedelta(hours=6),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.role_arn = role_arn
+        self.match_id = match_id
+        self.purpose = purpose
+        self.queue = queue
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        hook = self._hook()
+        job = hook.create_job(
+            self.settings,
+            self.role_arn,
+            client_request_token(self.match_id, self.purpose),
+            user_metadata={"match_id": self.match_id, "purpose": self.purpose},
+            queue=self.queue,
+        )
+        self.log.info("MediaConvert job %s (%s) is %s", job["Id"], self.purpose, job.get("Status"))
+        if not self.wait_for_completion or job_outcome(job):
+            return _summary(job)
+        if self.deferrable:
+            self.defer(
+                trigger=self._trigger(job["Id"]),
+                method_name="execute_complete",
+                timeout=self.max_wait,
+            )
+        return _summary(_poll(hook, job["Id"], self.poll_interval, self.max_wait))
+
+
+class MediaConvertJobSensor(_MediaConvertWaiting, BaseSensorOperator):
+    """Wait for a MediaConvert job to be COMPLETE; fail with its ErrorMessage otherwise."""
+
+    template_fields: Sequence[str] = ("job_id", "endpoint_url", "region_name")
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self.deferrable = deferrable
+
+    def poke(self, context: Any) -> bool:
+        return job_outcome(self._hook().get_job(self.job_id))
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        job = self._hook().get_job(self.job_id)
+        if job_outcome(job):
+            return _summary(job)
+        self.defer(
+            trigger=self._trigger(self.job_id),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return None
+
+    @property
+    def poll_interval(self) -> float:
+        return float(self.poke_interval)
+
+
+def _poll(hook: MediaConvertHook, job_id: str, interval: float, max_wait: timedelta) -> dict:
+    deadline = time.monotonic() + max_wait.total_seconds()
+    while True:
+        job = hook.get_job(job_id)
+        if job_outcome(job):
+            return job
+        if time.monotonic() > deadline:
+            raise AirflowException(f"MediaConvert job {job_id} not done after {max_wait}")
+        time.sleep(interval)
+
+
+def _summary(job: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of a job that later tasks need (XCom cannot hold datetimes)."""
+    outputs = [
+        detail
+        for group in job.get("OutputGroupDetails") or []
+        for detail in group.get("OutputDetails") or []
+    ]
+    return {
+        "id": job.get("Id"),
+        "status": job.get("Status"),
+        "destinations": [
+            group.get("OutputGroupSettings", {}).get("FileGroupSettings", {}).get("Destination")
+            for group in (job.get("Settings") or {}).get("OutputGroups") or []
+        ],
+        "durations_ms": [detail.get("DurationInMs") for detail in outputs],
+        "user_metadata": job.get("UserMetadata") or {},
+    }
