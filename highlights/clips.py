@@ -1,0 +1,176 @@
+"""Writing outputs from detected ranges: clips, a highlight reel and thumbnails, with ffmpeg.
+
+Every output is written to a temporary name beside its final path and renamed when ffmpeg
+succeeds, so a crash never leaves a half-written clip under the final name.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from highlights.errors import InputError, OutputExistsError, VideoError
+from highlights.files import atomic_path
+from highlights.segments import Segment
+from highlights.video import VideoInfo, ffmpeg_exe, probe, stderr_tail
+
+H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+AAC = ["-c:a", "aac", "-b:a", "128k"]
+MP4 = ["-movflags", "+faststart"]
+THUMBNAIL_MAX_WIDTH = 640
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: float
+    length: float
+
+
+def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Path:
+    """Write `segment` of `video` to `out` (.mp4).
+
+    Default: re-encoded (H.264 + AAC), starting and ending on the requested frames.
+    `copy=True`: the video stream is copied without re-encoding (audio is still AAC). Fast,
+    but the file starts at the keyframe at or before `segment.start`; the MP4 edit list tells
+    players that honour it to begin at `segment.start`.
+    """
+    video, out = Path(video), Path(out)
+    info = probe(video)
+    _refuse_overwriting_input(video, out)
+    span = _clamp(video, segment, info)
+    video_codec = ["-c:v", "copy"] if copy else H264
+    command = [
+        *_ffmpeg(), "-ss", f"{span.start:.6f}", "-i", str(video), "-t", f"{span.length:.6f}",
+        "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn", *video_codec, *AAC,
+    ]  # fmt: skip
+    with atomic_path(out) as tmp:
+        _run([*command, *MP4, str(tmp)], video, f"cut {span.start:.3f}-{segment.end:.3f} s")
+    return out
+
+
+def make_reel(clips: Sequence[Path], out: Path) -> Path:
+    """Join `clips` in order into one .mp4.
+
+    Clips of the same format (our own re-encoded clips) are joined by stream copy with the
+    concat demuxer; clips that differ in codec, size, frame rate or audio are re-encoded.
+    """
+    out = Path(out)
+    if not clips:
+        raise InputError(f"{out}: no clips to join into a reel")
+    infos = [probe(Path(clip)) for clip in clips]
+    for info in infos:
+        _refuse_overwriting_input(info.path, out)
+    with atomic_path(out) as tmp:
+        if not (_same_format(infos) and _concat_copy(infos, tmp)):
+            _concat_reencode(infos, tmp, out)
+    return out
+
+
+def thumbnail(video: Path, time: float, out: Path) -> Path:
+    """Write the frame shown at `time` seconds as a JPEG at most 640 pixels wide."""
+    video, out = Path(video), Path(out)
+    info = probe(video)
+    _refuse_overwriting_input(video, out)
+    last_frame = max(0.0, info.duration - 1 / (info.fps or 25))
+    at = min(max(0.0, time), last_frame)
+    width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
+    with atomic_path(out) as tmp:
+        command = [
+            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", str(video), "-map", "0:v:0",
+            "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1", str(tmp),
+        ]  # fmt: skip
+        _run(command, video, f"take a thumbnail at {at:.3f} s")
+        if tmp.stat().st_size == 0:
+            raise VideoError(f"{video}: no frame to take a thumbnail from at {at:.3f} s")
+    return out
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _ffmpeg() -> list[str]:
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def _run(command: list[str], subject: Path, action: str) -> None:
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        stderr = result.stderr.decode("utf-8", errors="replace")
+        raise VideoError(f"{subject}: ffmpeg could not {action}:\n{stderr_tail(stderr)}")
+
+
+def _refuse_overwriting_input(source: Path, out: Path) -> None:
+    if out.exists() and out.resolve() == source.resolve():
+        raise OutputExistsError(f"{out}: output would overwrite its own input video")
+
+
+def _clamp(video: Path, segment: Segment, info: VideoInfo) -> _Range:
+    start, end = max(0.0, segment.start), min(segment.end, info.duration)
+    if end <= start:
+        raise InputError(
+            f"{video}: range {segment.start:.3f}-{segment.end:.3f} s is empty or outside "
+            f"the video (0-{info.duration:.3f} s)"
+        )
+    return _Range(start, end - start)
+
+
+def _same_format(infos: Sequence[VideoInfo]) -> bool:
+    first = infos[0]
+
+    def key(info: VideoInfo) -> tuple[object, ...]:
+        return (info.codec, info.width, info.height, info.rotation, info.has_audio)
+
+    return all(key(info) == key(first) and abs(info.fps - first.fps) < 0.01 for info in infos)
+
+
+def _concat_list(infos: Sequence[VideoInfo], folder: Path) -> Path:
+    listing = folder / "clips.txt"
+    lines = []
+    for info in infos:
+        quoted = str(info.path.resolve()).replace("'", "'\\''")
+        lines.append(f"file '{quoted}'\n")
+    listing.write_text("".join(lines), encoding="utf-8")
+    return listing
+
+
+def _concat_copy(infos: Sequence[VideoInfo], tmp: Path) -> bool:
+    """Join by stream copy; False if ffmpeg refuses (the caller then re-encodes)."""
+    with tempfile.TemporaryDirectory() as folder:
+        listing = _concat_list(infos, Path(folder))
+        command = [
+            *_ffmpeg(), "-f", "concat", "-safe", "0", "-i", str(listing),
+            "-map", "0", "-c", "copy", *MP4, str(tmp),
+        ]  # fmt: skip
+        return subprocess.run(command, capture_output=True).returncode == 0
+
+
+def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
+    """Join clips of any format: scale and pad to the first clip's size, silence where a clip
+    has no audio, then H.264 + AAC."""
+    first = infos[0]
+    width, height = first.width // 2 * 2, first.height // 2 * 2
+    fps = first.fps or 25
+    with_audio = any(info.has_audio for info in infos)
+    inputs: list[str] = []
+    graph: list[str] = []
+    pads = ""
+    for i, info in enumerate(infos):
+        inputs += ["-i", str(info.path)]
+        graph.append(
+            f"[{i}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps:.6f},"
+            f"format=yuv420p[v{i}]"
+        )
+        pads += f"[v{i}]"
+        if with_audio:
+            source = f"[{i}:a:0]" if info.has_audio else f"anullsrc=d={info.duration:.6f},"
+            graph.append(f"{source}aresample=48000,aformat=channel_layouts=stereo[a{i}]")
+            pads += f"[a{i}]"
+    outputs = "[v][a]" if with_audio else "[v]"
+    graph.append(f"{pads}concat=n={len(infos)}:v=1:a={int(with_audio)}{outputs}")
+    maps = ["-map", "[v]"] + (["-map", "[a]", *AAC] if with_audio else [])
+    command = [*_ffmpeg(), *inputs, "-filter_complex", ";".join(graph), *maps, *H264, *MP4]
+    _run([*command, str(tmp)], out, f"join {len(infos)} clips into a reel")
