@@ -183,15 +183,23 @@ resource "aws_iam_role_policy" "sagemaker" {
   name   = "pipeline-data-ecr-logs"
   role   = aws_iam_role.sagemaker.id
   policy = data.aws_iam_policy_document.sagemaker.json
+
+  lifecycle {
+    precondition {
+      condition     = var.model_data_uri == "" || startswith(var.model_data_uri, "s3://${local.bucket_names.highlights}/${local.models_prefix}")
+      error_message = "model_data_uri must be under s3://<highlights bucket>/${local.models_prefix}: the SageMaker role may read model archives only there."
+    }
+  }
 }
 
 # --- Airflow workers ----------------------------------------------------------------------------
 
 data "aws_iam_policy_document" "airflow" {
-  # AWS forces "*": mediaconvert:DescribeEndpoints has no resource-level permissions.
+  # AWS forces "*": mediaconvert:DescribeEndpoints and mediaconvert:Probe (which reads an S3 URL,
+  # not a MediaConvert resource) have no resource-level permissions.
   statement {
-    sid       = "DiscoverMediaConvertEndpoint"
-    actions   = ["mediaconvert:DescribeEndpoints"]
+    sid       = "DiscoverEndpointAndProbeInputs"
+    actions   = ["mediaconvert:DescribeEndpoints", "mediaconvert:Probe"]
     resources = ["*"]
   }
 
@@ -307,6 +315,17 @@ data "aws_iam_policy_document" "airflow" {
     sid       = "ReadWritePipelineObjects"
     actions   = ["s3:GetObject", "s3:PutObject"]
     resources = [for arn in values(local.bucket_arns) : "${arn}/*"]
+  }
+
+  # The DAG deletes a match's frames and features once its clips exist.
+  statement {
+    sid     = "CleanUpScratchObjects"
+    actions = ["s3:DeleteObject"]
+    resources = [
+      "${local.bucket_arns.work}/${local.frames_prefix}*",
+      "${local.bucket_arns.work}/${local.features_prefix}*",
+      "${local.bucket_arns.work}/${local.scores_prefix}*",
+    ]
   }
 
   statement {

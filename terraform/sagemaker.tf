@@ -18,11 +18,6 @@ resource "aws_sagemaker_model" "highlights" {
       condition     = var.model_image_uri != "" && var.model_data_uri != ""
       error_message = "deploy_endpoint = true needs model_image_uri and model_data_uri; apply with deploy_endpoint = false first, then push the image and upload model.tar.gz."
     }
-
-    precondition {
-      condition     = startswith(var.model_data_uri, "s3://${module.highlights_bucket.id}/${local.models_prefix}")
-      error_message = "model_data_uri must be under s3://<highlights bucket>/${local.models_prefix}; the SageMaker role may read model archives only there."
-    }
   }
 
   depends_on = [aws_iam_role_policy.sagemaker]

@@ -47,6 +47,7 @@ AIRFLOW_VARIABLE_KEYS = {
 AWS_FORCED_STAR_ACTIONS = {
     "ecr:GetAuthorizationToken",
     "mediaconvert:DescribeEndpoints",
+    "mediaconvert:Probe",
     "sagemaker:ListProcessingJobs",
 }
 
@@ -511,6 +512,15 @@ def test_workers_reach_the_queue_table_and_processing_jobs(root: Config) -> None
     assert set(objects["actions"]) == {"s3:GetObject", "s3:PutObject"}
 
 
+def test_workers_delete_only_scratch_objects_in_the_work_bucket(root: Config) -> None:
+    deletes = _s3_grants(root.doc("airflow"))["s3:DeleteObject"]
+    assert deletes == {
+        "${local.bucket_arns.work}/${local.frames_prefix}*",
+        "${local.bucket_arns.work}/${local.features_prefix}*",
+        "${local.bucket_arns.work}/${local.scores_prefix}*",
+    }
+
+
 def test_worker_policy_can_be_attached_to_an_existing_role(root: Config) -> None:
     attachment = root.resource("aws_iam_role_policy_attachment", "airflow")
     assert attachment["role"] == "${var.airflow_role_name}"
@@ -544,6 +554,13 @@ def test_endpoint_is_built_from_the_variables(root: Config) -> None:
     assert endpoint["endpoint_config_name"] == (
         "${aws_sagemaker_endpoint_configuration.highlights[0].name}"
     )
+
+
+def test_model_archive_must_live_where_the_sagemaker_role_may_read(root: Config) -> None:
+    policy = root.resource("aws_iam_role_policy", "sagemaker")
+    condition = policy["lifecycle"]["precondition"]["condition"]
+    assert "${local.bucket_names.highlights}/${local.models_prefix}" in condition
+    assert "var.model_data_uri" in condition
 
 
 def test_autoscaling_is_count_gated_target_tracking(root: Config) -> None:
