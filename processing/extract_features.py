@@ -1,0 +1,116 @@
+"""SageMaker Processing job: backbone features for this instance's share of the frames.
+
+Input (`--input`, default /opt/ml/processing/input): the JPEGs MediaConvert's frame capture
+wrote (`<name>.NNNNNNN.jpg`), of which `ShardedByS3Key` gives this instance a subset, or a
+folder with one video file (or the video file itself), which one instance handles whole.
+Output (`--output`, default /opt/ml/processing/output): `features-<host>.npz` holding the
+features with their frame indices and times; `score_windows.py` merges the shards.
+The host comes from `--shard-name`, else `current_host` in /opt/ml/config/resourceconfig.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from highlights.backbones import BACKBONE_NAMES, load_backbone
+from highlights.config import Config
+from highlights.errors import HighlightsError, InputError
+from highlights.features import FeatureSequence, extract_features, features_from_frames
+from highlights.frame_capture import iter_captured_frames, list_captured_frames, save_shard
+
+log = logging.getLogger("extract_features")
+
+DEFAULT_INPUT = Path("/opt/ml/processing/input")
+DEFAULT_OUTPUT = Path("/opt/ml/processing/output")
+RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".ts", ".mts", ".webm", ".mxf")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    defaults = Config()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--capture-rate",
+        type=float,
+        default=defaults.sampling.rate,
+        help="frames per second of the frame capture (or of sampling a video)",
+    )
+    parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=defaults.backbone)
+    parser.add_argument("--weights", type=Path, default=None, help="backbone weights file")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--shard-name", default=None, help="names the output file")
+    parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
+    args = parser.parse_args(argv)
+    if args.capture_rate <= 0 or args.batch_size < 1:
+        parser.error("--capture-rate must be positive and --batch-size at least 1")
+    return args
+
+
+def shard_name(explicit: str | None, resource_config: Path) -> str:
+    """`--shard-name`, else SageMaker's `current_host` (algo-1, algo-2, ...), else `local`."""
+    if explicit:
+        return explicit
+    if not resource_config.exists():
+        return "local"
+    try:
+        return str(json.loads(resource_config.read_text())["current_host"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{resource_config}: no current_host in it: {exc}") from None
+
+
+def find_video(source: Path) -> Path | None:
+    """The one video to process, if the input is a video rather than capture frames."""
+    if source.is_file():
+        return source
+    videos = sorted(
+        p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES
+    )
+    if len(videos) > 1:
+        raise InputError(f"{source}: holds {len(videos)} videos; give one video per job")
+    return videos[0] if videos else None
+
+
+def extract(args: argparse.Namespace) -> FeatureSequence | None:
+    """This instance's features, or None when its shard holds no frames."""
+    if not args.input.exists():
+        raise InputError(f"{args.input}: input not found")
+    backbone = load_backbone(args.backbone, args.weights)
+    frames = [] if args.input.is_file() else list_captured_frames(args.input)
+    if frames:
+        log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence,
+                 frames[-1].sequence)
+        images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
+        return features_from_frames(images, backbone, args.capture_rate, args.batch_size)
+    video = find_video(args.input)
+    if video is None:
+        return None
+    log.info("sampling %s at %g frames/s", video, args.capture_rate)
+    return extract_features(video, backbone, args.capture_rate, args.batch_size)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        name = shard_name(args.shard_name, args.resource_config)
+        sequence = extract(args)
+        if sequence is None:
+            log.info("%s: no frames and no video in this shard; nothing to write", args.input)
+            return 0
+        path = save_shard(sequence, args.output / f"features-{name}.npz")
+    except HighlightsError as exc:
+        print(f"extract_features: {exc}", file=sys.stderr)
+        return 2
+    log.info("wrote %d frame features to %s", len(sequence), path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""SageMaker Processing job: merge the feature shards, score every window, record the results.
+
+The shards (`features-<host>.npz` under `--features`) arrive in no particular order; they are
+merged by frame time. Windows are scored by the SageMaker endpoint (`--endpoint`, batched
+`invoke_endpoint` calls) or by the model in this process (`--model DIR`, a model folder or one
+holding SageMaker's `model.tar.gz`). One DynamoDB item per window goes to `--table` (the same
+records the local SQLite store holds); `segments.json` (segments and every window's scores)
+goes to `--output`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from highlights.config import Config, SegmentConfig, WindowConfig
+from highlights.errors import HighlightsError, InputError, ModelError
+from highlights.features import FeatureSequence
+from highlights.frame_capture import load_shards
+from highlights.segments import find_segments, write_segments_json
+from highlights.serving import (
+    CONTENT_TYPES,
+    DEFAULT_MAX_BYTES,
+    NPY,
+    encode_windows,
+    read_prediction,
+)
+from highlights.windows import WindowScores, iter_window_batches, score_sequence
+
+log = logging.getLogger("score_windows")
+
+DEFAULT_FEATURES = Path("/opt/ml/processing/input/features")
+DEFAULT_OUTPUT = Path("/opt/ml/processing/output")
+MODEL_ARCHIVE = "model.tar.gz"
+SEGMENTS_FILE = "segments.json"  # every window's scores are in it too
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    defaults = Config()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=Path, default=DEFAULT_FEATURES)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path, help="model folder (or one holding model.tar.gz)")
+    source.add_argument("--endpoint", help="SageMaker endpoint name")
+    parser.add_argument("--match-id", required=True)
+    parser.add_argument("--table", help="DynamoDB table for one item per window")
+    parser.add_argument("--targets", required=True, help="comma-separated target classes")
+    parser.add_argument("--threshold", type=float, default=defaults.segments.threshold)
+    parser.add_argument("--low-threshold", type=float, default=defaults.segments.low_threshold)
+    parser.add_argument("--buffer", type=float, default=defaults.segments.buffer)
+    parser.add_argument("--min-length", type=float, default=defaults.segments.min_length)
+    parser.add_argument("--merge-gap", type=float, default=defaults.segments.merge_gap)
+    parser.add_argument("--window-length", type=float, default=defaults.window.length,
+                        help="seconds (with --endpoint; a local --model brings its own)")
+    parser.add_argument("--window-stride", type=float, default=defaults.window.stride)
+    parser.add_argument("--duration", type=float, default=None,
+                        help="video length in seconds (default: the end of the last frame)")
+    parser.add_argument("--video-name", default=None, help="for segments.json (default: match id)")
+    parser.add_argument("--region", default=None)
+    parser.add_argument("--content-type", choices=CONTENT_TYPES, default=NPY,
+                        help="request format for the endpoint")
+    parser.add_argument("--endpoint-batch", type=int, default=64,
+                        help="windows per endpoint request (fewer if a request would be too big)")
+    parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_BYTES)
+    return parser.parse_args(argv)
+
+
+def targets_of(text: str) -> list[str]:
+    targets = [name.strip() for name in text.split(",") if name.strip()]
+    if not targets:
+        raise InputError("--targets: give at least one class name")
+    return targets
+
+
+# --- scoring with the endpoint -----------------------------------------------------------------
+
+
+class EndpointScorer:
+    """Scores windows with a SageMaker endpoint, splitting requests to stay under a byte limit."""
+
+    def __init__(
+        self,
+        client: Any,
+        endpoint: str,
+        content_type: str = NPY,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        self._client = client
+        self._endpoint = endpoint
+        self._content_type = content_type
+        self._max_bytes = max_bytes
+        self.classes: tuple[str, ...] | None = None
+        self.requests = 0
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        body = encode_windows(batch, self._content_type)
+        if len(body) > self._max_bytes and len(batch) > 1:
+            half = len(batch) // 2
+            return np.concatenate([self.predict(batch[:half]), self.predict(batch[half:])])
+        if len(body) > self._max_bytes:
+            raise InputError(
+                f"one window encodes to {len(body)} bytes, over the {self._max_bytes}-byte "
+                "request limit; use --content-type application/x-npy or raise the limit"
+            )
+        return self._invoke(body, len(batch))
+
+    def _invoke(self, body: bytes, count: int) -> np.ndarray:
+        response = self._client.invoke_endpoint(
+            EndpointName=self._endpoint,
+            ContentType=self._content_type,
+            Accept="application/json",
+            Body=body,
+        )
+        self.requests += 1
+        classes, probabilities = read_prediction(response["Body"].read())
+        if self.classes is not None and classes != self.classes:
+            raise ModelError(f"endpoint {self._endpoint}: answered with classes that changed")
+        if len(probabilities) != count:
+            raise ModelError(
+                f"endpoint {self._endpoint}: sent {count} windows, got {len(probabilities)} rows"
+            )
+        self.classes = classes
+        return probabilities
+
+
+def score_with_endpoint(
+    sequence: FeatureSequence, window: WindowConfig, scorer: EndpointScorer, batch_size: int = 64
+) -> WindowScores:
+    starts, ends, parts = [], [], []
+    for windows in iter_window_batches(sequence, window, batch_size):
+        starts.append(windows.starts)
+        ends.append(windows.ends)
+        parts.append(scorer.predict(windows.features))
+    assert scorer.classes is not None  # at least one window always exists
+    return WindowScores(
+        starts=np.concatenate(starts),
+        ends=np.concatenate(ends),
+        probabilities=np.concatenate(parts).astype(np.float32, copy=False),
+        classes=scorer.classes,
+    )
+
+
+# --- scoring in this process -------------------------------------------------------------------
+
+
+@contextmanager
+def model_folder(path: Path) -> Iterator[Path]:
+    """A model folder as given, or SageMaker's `model.tar.gz` in it unpacked to a temp folder."""
+    archive = path / MODEL_ARCHIVE if path.is_dir() else path
+    if path.is_dir() and not archive.exists():
+        yield path
+        return
+    if not archive.is_file():
+        raise ModelError(f"{path}: model folder not found")
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(tmp, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise ModelError(f"{archive}: cannot unpack the model archive: {exc}") from None
+        yield Path(tmp)
+
+
+def score_with_model(sequence: FeatureSequence, model_dir: Path) -> WindowScores:
+    from highlights.model import SequenceModel
+
+    with model_folder(model_dir) as folder:
+        model = SequenceModel.load(folder, backbone=sequence.backbone)
+    manifest = model.manifest
+    if not np.isclose(manifest.rate, sequence.rate):
+        raise ModelError(
+            f"{model_dir}: model expects features at {manifest.rate:g} frames/s, "
+            f"the shards were captured at {sequence.rate:g}; capture at the model's rate"
+        )
+    return score_sequence(sequence, manifest.window_config(), model)
+
+
+# --- the job -----------------------------------------------------------------------------------
+
+
+def segment_policy(args: argparse.Namespace) -> SegmentConfig:
+    return SegmentConfig(
+        threshold=args.threshold,
+        low_threshold=args.low_threshold,
+        buffer=args.buffer,
+        min_length=args.min_length,
+        merge_gap=args.merge_gap,
+    )
+
+
+def run(args: argparse.Namespace, clients: Any) -> Path:
+    """Do the job; `clients(service)` makes boto3 clients. Returns the segments.json path."""
+    targets = targets_of(args.targets)
+    policy = segment_policy(args)
+    sequence = load_shards(args.features)
+    log.info("%d frames from %s", len(sequence), args.features)
+    if args.endpoint:
+        window = WindowConfig(args.window_length, args.window_stride)
+        scorer = EndpointScorer(
+            clients("sagemaker-runtime"), args.endpoint, args.content_type, args.max_request_bytes
+        )
+        scores = score_with_endpoint(sequence, window, scorer, args.endpoint_batch)
+        model_info = {"endpoint": args.endpoint}
+        log.info("%d windows scored in %d endpoint requests", len(scores), scorer.requests)
+    else:
+        scores = score_with_model(sequence, args.model)
+        model_info = {"path": str(args.model)}
+    missing = [name for name in targets if name not in scores.classes]
+    if missing:
+        raise InputError(
+            f"--targets: {', '.join(missing)} not among the model's classes "
+            f"({', '.join(scores.classes)})"
+        )
+    duration = args.duration if args.duration is not None else float(scores.ends[-1])
+    segments = find_segments(scores, targets, policy, duration)
+    if args.table:
+        from highlights.results import DynamoDBResults, window_records
+
+        DynamoDBResults(args.table, clients("dynamodb")).put(
+            window_records(args.match_id, scores, segments)
+        )
+        log.info("%d window items written to %s", len(scores), args.table)
+    return write_segments_json(
+        args.output / SEGMENTS_FILE,
+        video=args.video_name or args.match_id,
+        duration=duration,
+        segments=segments,
+        scores=scores,
+        targets=targets,
+        policy=policy,
+        model=model_info,
+    )
+
+
+def boto3_clients(region: str | None) -> Any:
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    return session.client
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        path = run(args, boto3_clients(args.region))
+    except HighlightsError as exc:
+        print(f"score_windows: {exc}", file=sys.stderr)
+        return 2
+    log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
