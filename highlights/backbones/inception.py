@@ -1,0 +1,94 @@
+"""InceptionV3, the seed project's backbone: 2048-d average-pooled features of a 299x299 crop.
+
+Keras ships no InceptionV3 weights offline, so weights come only from a file the user names
+or from `weights="imagenet"`, an explicit request to let Keras download them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from highlights.errors import ModelError
+from highlights.video import FrameGeometry
+
+NAME = "inception_v3"
+FEATURE_DIM = 2048
+# The seed cut the largest centred square from each frame and resized it to 299: the same
+# pixels as resizing the short side to 299 and cropping 299. Keeping that geometry keeps
+# features comparable with models trained on the seed's features, and keeps play near the
+# frame edges that a 342 -> 299 crop would cut away.
+GEOMETRY = FrameGeometry(resize_short=299, crop=299)
+IMAGENET = "imagenet"
+_WEIGHT_SUFFIXES = (".weights.h5", ".h5")
+
+
+def build_model(weights: str | None = None) -> keras.Model:
+    """InceptionV3 without its classifier, global-average pooled: (B,299,299,3) -> (B,2048)."""
+    return keras.applications.InceptionV3(
+        include_top=False,
+        weights=weights,
+        input_shape=(GEOMETRY.crop, GEOMETRY.crop, 3),
+        pooling="avg",
+    )
+
+
+class InceptionV3:
+    """Seed-compatible backbone; needs a weights file or an explicit `imagenet` download."""
+
+    name = NAME
+    feature_dim = FEATURE_DIM
+    geometry = GEOMETRY
+
+    def __init__(self, weights: Path | str | None) -> None:
+        if weights is None:
+            raise ModelError(
+                f"{NAME}: needs weights: pass a Keras weights file (.weights.h5 or .h5) "
+                f"or 'imagenet' to download the ImageNet weights once"
+            )
+        if isinstance(weights, str) and weights == IMAGENET:
+            self.model = _download_imagenet()
+        else:
+            self.model = _from_file(Path(weights))
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """(B, 299, 299, 3) uint8 RGB -> (B, 2048) float32 pooled features."""
+        images = np.asarray(images)
+        crop = self.geometry.crop
+        if images.ndim != 4 or images.shape[1:] != (crop, crop, 3):
+            raise ValueError(
+                f"expected a batch of shape (B, {crop}, {crop}, 3), got {images.shape}"
+            )
+        if len(images) == 0:
+            return np.zeros((0, self.feature_dim), np.float32)
+        batch = keras.applications.inception_v3.preprocess_input(images.astype(np.float32))
+        return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+
+
+def _download_imagenet() -> keras.Model:
+    try:
+        return build_model(IMAGENET)
+    except Exception as exc:  # a network failure surfaces as several unrelated types
+        raise ModelError(f"{NAME}: could not download the ImageNet weights: {exc}") from None
+
+
+def _from_file(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise ModelError(f"{path}: InceptionV3 weights file not found")
+    if not path.name.endswith(_WEIGHT_SUFFIXES):
+        raise ModelError(f"{path}: InceptionV3 weights must be a Keras .weights.h5 or .h5 file")
+    model = build_model()
+    try:
+        with warnings.catch_warnings():
+            # Keras warns once per layer it cannot match before raising; the error says it all.
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(path)
+    except Exception as exc:  # h5py and Keras raise many types for a wrong or damaged file
+        first_line = str(exc).strip().split("\n", 1)[0]
+        raise ModelError(
+            f"{path}: not InceptionV3 weights: {type(exc).__name__}: {first_line}"
+        ) from None
+    return model
