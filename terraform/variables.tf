@@ -210,6 +210,11 @@ variable "recipient_emails" {
     condition     = length(var.recipient_emails) > 0 && alltrue([for e in var.recipient_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
     error_message = "recipient_emails must be a non-empty list of email addresses."
   }
+
+  validation {
+    condition     = length(var.recipient_emails) <= 20
+    error_message = "At most 20 recipients: the worker policy names each one's SES identity and IAM caps a managed policy at 6,144 characters (use a mailing list address instead)."
+  }
 }
 
 variable "verify_recipients" {
