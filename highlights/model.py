@@ -29,6 +29,7 @@ FORMAT_VERSION = 1
 PRESETS = ("compact", "seed")
 # Files a model directory may hold; any other file means it is not ours to replace.
 _MODEL_DIR_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, REPORT_FILE})
+_STAGING_PREFIX = ".saving-"  # a save in progress (or one a crash interrupted) inside the folder
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,12 @@ class SequenceModel:
         return cls(model, manifest, source=model_dir / MANIFEST_FILE)
 
     def save(self, model_dir: Path, extra_files: dict[str, str] | None = None) -> Path:
-        """Write the model directory atomically, replacing an earlier model directory there.
+        """Write the model directory, replacing an earlier model there.
 
         `extra_files` (name -> text) are written alongside, e.g. the training report.
+        A new directory appears whole (written under a temporary name, then renamed). In an
+        existing one (it may be a mount point, as SageMaker's /opt/ml/model is) each file is
+        renamed into place, the manifest last, so an interrupted save never loads.
         A directory holding anything but model files is refused, never overwritten.
         """
         model_dir = Path(model_dir)
@@ -253,16 +257,24 @@ class SequenceModel:
                 f"{model_dir}: cannot save unknown files {sorted(unknown)} with a model"
             )
         _refuse_foreign(model_dir)
+        existing = model_dir.exists()
         model_dir.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(
-            tempfile.mkdtemp(prefix=f".{model_dir.name}.", suffix=".partial", dir=model_dir.parent)
+            tempfile.mkdtemp(
+                prefix=_STAGING_PREFIX if existing else f".{model_dir.name}.",
+                suffix=".partial",
+                dir=model_dir if existing else model_dir.parent,
+            )
         )
         try:
             self._model.save(staging / MODEL_FILE)
             self._manifest.write(staging / MANIFEST_FILE)
             for name, text in extra_files.items():
                 (staging / name).write_text(text, encoding="utf-8")
-            _swap_in(staging, model_dir)
+            if existing:
+                _replace_files(staging, model_dir)
+            else:
+                os.replace(staging, model_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return model_dir
@@ -292,7 +304,11 @@ def _refuse_foreign(model_dir: Path) -> None:
         raise OutputExistsError(
             f"{model_dir}: exists and is not a directory; choose another model path"
         )
-    foreign = sorted(p.name for p in model_dir.iterdir() if p.name not in _MODEL_DIR_FILES)
+    foreign = sorted(
+        p.name
+        for p in model_dir.iterdir()
+        if p.name not in _MODEL_DIR_FILES and not p.name.startswith(_STAGING_PREFIX)
+    )
     if foreign:
         raise OutputExistsError(
             f"{model_dir}: exists and holds {', '.join(foreign[:3])}, which are not model files; "
@@ -300,17 +316,12 @@ def _refuse_foreign(model_dir: Path) -> None:
         )
 
 
-def _swap_in(staging: Path, model_dir: Path) -> None:
-    """Rename `staging` onto `model_dir`; an old model there is removed only after the rename."""
-    if not model_dir.exists():
-        os.replace(staging, model_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", suffix=".old", dir=model_dir.parent))
-    old.rmdir()
-    os.replace(model_dir, old)
-    try:
-        os.replace(staging, model_dir)
-    except OSError:
-        os.replace(old, model_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def _replace_files(staging: Path, model_dir: Path) -> None:
+    # Without a manifest the directory does not load, so no moment mixes old and new files.
+    (model_dir / MANIFEST_FILE).unlink(missing_ok=True)
+    for name in sorted(_MODEL_DIR_FILES - {MANIFEST_FILE}):
+        if (staging / name).exists():
+            os.replace(staging / name, model_dir / name)
+        else:
+            (model_dir / name).unlink(missing_ok=True)
+    os.replace(staging / MANIFEST_FILE, model_dir / MANIFEST_FILE)

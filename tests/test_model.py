@@ -163,6 +163,20 @@ def test_saving_again_replaces_an_earlier_model(saved):
     assert (saved / "training_report.json").read_text() == "{}"
 
 
+def test_saving_into_an_existing_empty_folder_fills_it(tmp_path, model):
+    folder = tmp_path / "opt-ml-model"
+    folder.mkdir()
+    model.save(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.keras"]
+    assert SequenceModel.load(folder).classes == model.classes
+
+
+def test_saving_a_new_model_drops_the_old_models_report(saved, model):
+    model.save(saved, extra_files={"training_report.json": "{}"})
+    model.save(saved)
+    assert not (saved / "training_report.json").exists()
+
+
 def test_saving_into_a_folder_of_other_files_is_refused(tmp_path, model):
     (tmp_path / "holiday.jpg").write_bytes(b"precious")
     with pytest.raises(OutputExistsError, match="holiday.jpg, which are not model files"):

@@ -1,0 +1,222 @@
+"""Training: evaluation arithmetic, fitting on feature sequences, and `train()` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from highlights.config import Config
+from highlights.dataset import Clip, Dataset
+from highlights.errors import DatasetError
+from highlights.features import FeatureSequence
+from highlights.model import SequenceModel
+from highlights.training import evaluate, fit_sequences, train
+from highlights.windows import make_windows
+
+RATE, DIM = 5.0, 16
+FAST = Config().replace(**{"train.epochs": 12, "train.batch_size": 16, "train.learning_rate": 3e-3})
+
+
+# Evaluation
+
+
+def test_evaluation_counts_a_confusion_matrix_with_true_classes_as_rows():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    predicted = np.array([0, 0, 1, 1, 1, 1])
+    result = evaluate(labels, np.eye(3)[predicted], num_classes=3)
+    assert result.confusion.tolist() == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
+    assert result.accuracy == pytest.approx(4 / 6)
+    assert result.precision == pytest.approx((1.0, 0.5, 0.0))  # class 2 is never predicted
+    assert result.recall == pytest.approx((2 / 3, 1.0, 0.0))
+    assert result.support == (3, 2, 1)
+    assert result.count == 6
+
+
+# Fitting on feature sequences (real Keras, synthetic features)
+
+
+def synthetic_dataset(
+    train_per_class: tuple[int, ...] = (10, 10), held_per_class: int = 3, seed: int = 0
+) -> tuple[Dataset, dict[Path, FeatureSequence]]:
+    """Clips whose frames scatter around one centre per class: separable, but noisy."""
+    rng = np.random.default_rng(seed)
+    classes = tuple(f"class{c}" for c in range(len(train_per_class)))
+    centres = rng.normal(size=(len(classes), DIM))
+    sequences: dict[Path, FeatureSequence] = {}
+    train, held = [], []
+    for c, name in enumerate(classes):
+        for i in range(train_per_class[c] + held_per_class):
+            path = Path(f"/clips/{name}/{i}.mp4")
+            frames = int(rng.integers(6, 25))  # some clips are shorter than one window
+            values = centres[c] + 0.8 * rng.normal(size=(frames, DIM))
+            sequences[path] = FeatureSequence(
+                np.arange(frames) / RATE, values.astype(np.float32), "synthetic", RATE
+            )
+            (train if i < train_per_class[c] else held).append(Clip(path, name))
+    dataset = Dataset(Path("/clips"), classes, tuple(train), tuple(held), "made up")
+    return dataset, sequences
+
+
+def fit(dataset, sequences, config=FAST):
+    return fit_sequences(dataset, sequences, {"crop": 224}, config)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One fit shared by the tests that only inspect its result (each fit takes seconds)."""
+    dataset, sequences = synthetic_dataset()
+    model, report = fit(dataset, sequences)
+    return dataset, sequences, model, report
+
+
+def probe_windows(dataset: Dataset, sequences: dict[Path, FeatureSequence]) -> np.ndarray:
+    return make_windows(sequences[dataset.validation[0].path], FAST.window).features
+
+
+def test_fitting_separable_clips_classifies_held_out_clips_correctly(fitted):
+    _, _, model, report = fitted
+    assert report.clips.accuracy == 1.0
+    assert report.windows.accuracy >= 0.9
+    assert report.clips.count == 6
+    assert model.classes == ("class0", "class1")
+
+
+def test_every_window_of_a_clip_is_evaluated_with_the_clips_class(fitted):
+    dataset, sequences, _, report = fitted
+    counts = [len(make_windows(sequences[c.path], FAST.window)) for c in dataset.validation]
+    assert report.windows.count == report.validation_windows == sum(counts)
+    assert report.windows.support == (sum(counts[:3]), sum(counts[3:]))
+
+
+def test_the_manifest_records_what_the_model_needs_as_input(fitted):
+    manifest = fitted[2].manifest
+    assert (manifest.backbone, manifest.feature_dim, manifest.rate) == ("synthetic", DIM, RATE)
+    assert (manifest.window_length, manifest.window_stride, manifest.steps) == (2.0, 1.0, 10)
+    assert manifest.preprocessing == {"crop": 224}
+
+
+def test_the_same_seed_trains_the_same_model(fitted):
+    dataset, sequences, model, _ = fitted
+    again, _ = fit(dataset, sequences)
+    probe = probe_windows(dataset, sequences)
+    np.testing.assert_array_equal(again.predict(probe), model.predict(probe))
+
+
+def test_another_seed_trains_another_model(fitted):
+    dataset, sequences, model, _ = fitted
+    other, _ = fit(dataset, sequences, FAST.replace(**{"train.seed": 7}))
+    probe = probe_windows(dataset, sequences)
+    assert not np.array_equal(other.predict(probe), model.predict(probe))
+
+
+def test_class_weights_keep_a_rare_class_from_being_ignored():
+    _, report = fit(*synthetic_dataset(train_per_class=(24, 3), held_per_class=3))
+    assert report.clips.recall[1] == 1.0
+
+
+def test_the_reported_best_epoch_has_the_lowest_held_out_loss(fitted):
+    report = fitted[3]
+    losses = report.history["val_loss"]
+    assert report.best_epoch == int(np.argmin(losses)) + 1
+    assert report.epochs_run == len(losses) <= FAST.train.epochs
+
+
+def test_the_model_keeps_the_weights_of_the_best_epoch(fitted):
+    dataset, sequences, model, report = fitted
+    losses = []
+    for clip in dataset.validation:
+        probabilities = model.predict(make_windows(sequences[clip.path], FAST.window).features)
+        losses.extend(-np.log(probabilities[:, dataset.label_index(clip)]))
+    assert np.mean(losses) == pytest.approx(min(report.history["val_loss"]), rel=1e-4)
+
+
+def test_clips_with_features_of_another_rate_are_an_error():
+    dataset, sequences = synthetic_dataset()
+    odd = dataset.train[-1].path
+    seq = sequences[odd]
+    sequences[odd] = FeatureSequence(seq.times * 2, seq.features, seq.backbone, RATE / 2)
+    with pytest.raises(
+        DatasetError, match=rf"{odd}: features are .*2\.5.* other clips' are .*5\.0"
+    ):
+        fit(dataset, sequences)
+
+
+def test_the_report_reads_as_a_summary_and_serialises_to_json(fitted):
+    report = fitted[3]
+    text = report.format()
+    assert "class0" in text and "class1" in text
+    assert f"{report.clips.accuracy:.1%} per clip" in text
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["evaluation"]["clips"]["confusion"] == report.clips.confusion.tolist()
+    assert (
+        data["evaluation"]["windows"]["per_class"]["class1"]["support"] == report.windows.support[1]
+    )
+
+
+# train() end to end: real videos, the real EfficientNet-Lite0 backbone
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dataset_dir, feature_cache, tmp_path_factory) -> tuple[Path, object]:
+    model_dir = tmp_path_factory.mktemp("trained") / "model"
+    config = FAST.replace(cache_dir=feature_cache)
+    return model_dir, train(synthetic_dataset_dir, model_dir, config)
+
+
+@pytest.fixture(scope="module")
+def synthetic_dataset_dir(tmp_path_factory) -> Path:
+    from highlights import synthetic
+
+    root = tmp_path_factory.mktemp("videos")
+    return synthetic.make_dataset(root, clips_per_class=4, seconds=2.5)
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_train_writes_a_model_folder_that_loads(trained):
+    model_dir, _ = trained
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "manifest.json",
+        "model.keras",
+        "training_report.json",
+    ]
+    model = SequenceModel.load(model_dir, backbone="efficientnet_lite0")
+    assert model.manifest.feature_dim == 1280
+    assert model.manifest.preprocessing == {
+        "resize_short": 256,
+        "crop": 224,
+        "normalization": "efficientnet_lite0",
+    }
+
+
+def test_train_tells_held_out_synthetic_classes_apart(trained):
+    _, report = trained
+    assert report.classes == ("OpenPlay", "PenaltyKick")
+    assert report.validation_clips == 2
+    assert report.clips.accuracy == 1.0
+
+
+def test_train_keeps_its_summary_in_the_manifest_and_its_report_beside_it(trained):
+    model_dir, report = trained
+    summary = SequenceModel.load(model_dir).manifest.training
+    assert summary["clip_accuracy"] == report.clips.accuracy
+    assert summary["seed"] == FAST.train.seed
+    saved = json.loads((model_dir / "training_report.json").read_text())
+    assert saved["evaluation"]["clips"]["confusion"] == report.clips.confusion.tolist()
+
+
+def test_training_again_with_the_same_seed_replaces_the_model_with_an_identical_one(
+    trained, synthetic_dataset_dir, feature_cache
+):
+    model_dir, _ = trained
+    before = SequenceModel.load(model_dir)
+    windows = np.random.default_rng(0).normal(size=(4, 10, 1280)).astype(np.float32)
+    expected = before.predict(windows)
+    train(synthetic_dataset_dir, model_dir, FAST.replace(cache_dir=feature_cache))
+    np.testing.assert_array_equal(SequenceModel.load(model_dir).predict(windows), expected)
