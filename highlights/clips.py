@@ -44,7 +44,7 @@ def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Pa
     video_codec = ["-c:v", "copy"] if copy else H264
     command = [
         *_ffmpeg(), "-ss", f"{span.start:.6f}", "-i", str(video), "-t", f"{span.length:.6f}",
-        "-map", "0:v:0", "-map", "0:a:0?", "-sn", "-dn", *video_codec, *AAC,
+        "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn", *video_codec, *AAC,
     ]  # fmt: skip
     with atomic_path(out) as tmp:
         _run([*command, *MP4, str(tmp)], video, f"cut {span.start:.3f}-{segment.end:.3f} s")
@@ -79,7 +79,7 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
         command = [
-            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", str(video), "-map", "0:v:0",
+            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", str(video), "-map", "0:V:0",
             "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1", str(tmp),
         ]  # fmt: skip
         _run(command, video, f"take a thumbnail at {at:.3f} s")

@@ -23,6 +23,9 @@ import numpy as np
 
 from highlights.errors import VideoError
 
+# Video streams ffmpeg's `V` stream specifier skips: cover art and thumbnails, not footage.
+NOT_MOTION_VIDEO = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+
 # How many trailing lines of ffmpeg's stderr go into an error message.
 STDERR_TAIL_LINES = 8
 
@@ -104,9 +107,9 @@ def _av_reason(exc: av.FFmpegError) -> str:
 
 
 def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
-    if not container.streams.video:
+    stream = _main_video_stream(container)
+    if stream is None:
         raise VideoError(f"{path}: has no video stream (audio-only or not a video)")
-    stream = container.streams.video[0]
     _check_not_truncated(path, stream)
     duration = _duration(path, container, stream)
     if duration <= 0:
@@ -125,6 +128,16 @@ def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
         codec=stream.codec_context.name,
         has_audio=bool(container.streams.audio),
     )
+
+
+def _main_video_stream(
+    container: av.container.InputContainer,
+) -> av.video.stream.VideoStream | None:
+    """The first video stream that is not cover art: ffmpeg's `0:V:0`, which sampling maps."""
+    for stream in container.streams.video:
+        if not stream.disposition & NOT_MOTION_VIDEO:
+            return stream
+    return None
 
 
 def _check_not_truncated(path: Path, stream: av.video.stream.VideoStream) -> None:
@@ -158,7 +171,7 @@ def _duration(
         return container.duration / av.time_base
     # Raw streams cannot seek back, so the scan reads its own copy of the file.
     with av.open(str(path), metadata_errors="ignore") as scan:
-        return _scan_duration(scan, scan.streams.video[0]) - container_start
+        return _scan_duration(scan, scan.streams[stream.index]) - container_start
 
 
 def _scan_duration(
@@ -268,7 +281,7 @@ def _sampling_command(
     return [
         ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
         "-threads", str(threads), "-i", str(path),
-        "-map", "0:v:0", "-an", "-sn", "-dn",
+        "-map", "0:V:0", "-an", "-sn", "-dn",
         "-vf", filters, "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
     ]  # fmt: skip
 

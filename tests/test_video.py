@@ -163,6 +163,19 @@ def test_audio_only_file_is_a_video_error(tmp_path: Path) -> None:
     assert_video_error(audio, "no video stream")
 
 
+def test_audio_file_with_cover_art_is_a_video_error(tmp_path: Path) -> None:
+    cover = tmp_path / "cover.png"
+    run_ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=160x120", "-frames:v", "1", str(cover)])
+    audio = tmp_path / "podcast.m4a"
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", "sine=duration=2", "-i", str(cover), "-map", "0", "-map", "1"]
+        + ["-c:a", "aac", "-c:v", "png", "-disposition:v:0", "attached_pic", str(audio)]
+    )
+    with av.open(str(audio)) as container:
+        assert container.streams.video  # the cover is a "video" stream to the demuxer
+    assert_video_error(audio, "no video stream")
+
+
 def test_video_without_frames_is_a_video_error(tmp_path: Path) -> None:
     video = tmp_path / "zero.avi"
     run_ffmpeg(["-f", "lavfi", "-i", "testsrc2", "-frames:v", "0", "-c:v", "mpeg4", str(video)])
