@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from highlights.config import SegmentConfig
 from highlights.errors import ConfigError, InputError
@@ -125,25 +126,13 @@ def scored_windows(draw: st.DrawFn) -> tuple[WindowScores, float]:
     """Arbitrary windows inside [0, duration], in any order, with arbitrary class scores."""
     duration = draw(st.floats(1.0, 600.0))
     count = draw(st.integers(0, 40))
-    starts, ends = [], []
-    for _ in range(count):
-        start = draw(st.floats(0.0, duration * 0.99))
-        starts.append(start)
-        ends.append(draw(st.floats(start + 0.01, duration)))
-    probs = draw(
-        st.lists(
-            st.lists(st.floats(0.0, 1.0, width=32), min_size=3, max_size=3),
-            min_size=count,
-            max_size=count,
-        )
+    unit = st.floats(0.0, 1.0, width=32)
+    starts = draw(arrays(np.float64, count, elements=unit)) * duration * 0.99
+    ends = (
+        starts + 0.01 + draw(arrays(np.float64, count, elements=unit)) * (duration - starts - 0.01)
     )
-    scores = WindowScores(
-        starts=np.array(starts, dtype=np.float64),
-        ends=np.array(ends, dtype=np.float64),
-        probabilities=np.array(probs, dtype=np.float32).reshape(count, 3),
-        classes=CLASSES,
-    )
-    return scores, duration
+    probs = draw(arrays(np.float32, (count, 3), elements=unit))
+    return WindowScores(starts=starts, ends=ends, probabilities=probs, classes=CLASSES), duration
 
 
 policies = st.builds(
@@ -184,7 +173,7 @@ def test_every_passing_window_is_covered(
     scores, duration = windows
     policy = SegmentConfig(threshold=threshold, buffer=buffer, merge_gap=merge_gap)
     segments = find_segments(scores, TARGETS, policy, duration)
-    best = scores.probabilities[:, 1:].max(axis=1)
+    best = scores.probabilities[:, 1:].astype(np.float64).max(axis=1)  # compared exactly
     for start, end in zip(
         scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True
     ):
@@ -198,7 +187,7 @@ def test_hysteresis_covers_every_window_above_the_high_threshold(
     scores, duration = windows
     policy = SegmentConfig(threshold=threshold, low_threshold=threshold * low_fraction, buffer=0.0)
     segments = find_segments(scores, TARGETS, policy, duration)
-    best = scores.probabilities[:, 1:].max(axis=1)
+    best = scores.probabilities[:, 1:].astype(np.float64).max(axis=1)  # compared exactly
     for start, end in zip(
         scores.starts[best >= threshold], scores.ends[best >= threshold], strict=True
     ):
