@@ -15,7 +15,7 @@ from pathlib import Path
 from highlights.errors import InputError, OutputExistsError, VideoError
 from highlights.files import atomic_path
 from highlights.segments import Segment
-from highlights.video import VideoInfo, ffmpeg_exe, probe, stderr_tail
+from highlights.video import VideoInfo, ffmpeg_exe, media_path, probe, stderr_tail
 
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
 AAC = ["-c:a", "aac", "-b:a", "128k"]
@@ -43,11 +43,11 @@ def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Pa
     span = _clamp(video, segment, info)
     video_codec = ["-c:v", "copy"] if copy else H264
     command = [
-        *_ffmpeg(), "-ss", f"{span.start:.6f}", "-i", str(video), "-t", f"{span.length:.6f}",
+        *_ffmpeg(), "-ss", f"{span.start:.6f}", "-i", media_path(video), "-t", f"{span.length:.6f}",
         "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn", *video_codec, *AAC,
     ]  # fmt: skip
     with atomic_path(out) as tmp:
-        _run([*command, *MP4, str(tmp)], video, f"cut {span.start:.3f}-{segment.end:.3f} s")
+        _run([*command, *MP4, media_path(tmp)], video, f"cut {span.start:.3f}-{segment.end:.3f} s")
     return out
 
 
@@ -79,8 +79,9 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
         command = [
-            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", str(video), "-map", "0:V:0",
-            "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1", str(tmp),
+            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", media_path(video), "-map", "0:V:0",
+            "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1",
+            media_path(tmp),
         ]  # fmt: skip
         _run(command, video, f"take a thumbnail at {at:.3f} s")
         if tmp.stat().st_size == 0:
@@ -130,7 +131,7 @@ def _concat_list(infos: Sequence[VideoInfo], folder: Path) -> Path:
     listing = folder / "clips.txt"
     lines = []
     for info in infos:
-        quoted = str(info.path.resolve()).replace("'", "'\\''")
+        quoted = media_path(info.path).replace("'", "'\\''")
         lines.append(f"file '{quoted}'\n")
     listing.write_text("".join(lines), encoding="utf-8")
     return listing
@@ -142,7 +143,7 @@ def _concat_copy(infos: Sequence[VideoInfo], tmp: Path) -> bool:
         listing = _concat_list(infos, Path(folder))
         command = [
             *_ffmpeg(), "-f", "concat", "-safe", "0", "-i", str(listing),
-            "-map", "0", "-c", "copy", *MP4, str(tmp),
+            "-map", "0", "-c", "copy", *MP4, media_path(tmp),
         ]  # fmt: skip
         return subprocess.run(command, capture_output=True).returncode == 0
 
@@ -158,7 +159,7 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     graph: list[str] = []
     pads = ""
     for i, info in enumerate(infos):
-        inputs += ["-i", str(info.path)]
+        inputs += ["-i", media_path(info.path)]
         graph.append(
             f"[{i}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,"
             f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps:.6f},"
@@ -173,4 +174,4 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     graph.append(f"{pads}concat=n={len(infos)}:v=1:a={int(with_audio)}{outputs}")
     maps = ["-map", "[v]"] + (["-map", "[a]", *AAC] if with_audio else [])
     command = [*_ffmpeg(), *inputs, "-filter_complex", ";".join(graph), *maps, *H264, *MP4]
-    _run([*command, str(tmp)], out, f"join {len(infos)} clips into a reel")
+    _run([*command, media_path(tmp)], out, f"join {len(infos)} clips into a reel")

@@ -68,6 +68,11 @@ def ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def media_path(path: Path) -> str:
+    """`path` as ffmpeg/PyAV must see it: absolute, so `half2:30.mp4` is not a "half2:" URL."""
+    return str(Path(path).absolute())
+
+
 def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     kept = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
@@ -85,7 +90,7 @@ def probe(path: Path) -> VideoInfo:
     path = Path(path)
     _check_file(path)
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(media_path(path), metadata_errors="ignore") as container:
             return _read_info(path, container)
     except av.FFmpegError as exc:
         raise VideoError(
@@ -116,6 +121,8 @@ def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
         raise VideoError(f"{path}: video has zero duration")
     rotation = _rotation(path, container, stream)
     width, height = _display_size(stream)
+    if width <= 0 or height <= 0:
+        raise VideoError(f"{path}: video stream has no picture size (corrupt header)")
     if rotation in (90, 270):
         width, height = height, width
     return VideoInfo(
@@ -170,7 +177,7 @@ def _duration(
     if container.duration:
         return container.duration / av.time_base
     # Raw streams cannot seek back, so the scan reads its own copy of the file.
-    with av.open(str(path), metadata_errors="ignore") as scan:
+    with av.open(media_path(path), metadata_errors="ignore") as scan:
         return _scan_duration(scan, scan.streams[stream.index]) - container_start
 
 
@@ -280,7 +287,7 @@ def _sampling_command(
     )
     return [
         ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-        "-threads", str(threads), "-i", str(path),
+        "-threads", str(threads), "-i", media_path(path),
         "-map", "0:V:0", "-an", "-sn", "-dn",
         "-vf", filters, "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
     ]  # fmt: skip

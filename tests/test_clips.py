@@ -106,6 +106,16 @@ def test_cutting_twice_replaces_the_clip(tmp_path: Path, match: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
+def test_relative_names_with_colons_work(
+    tmp_path: Path, match: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    clip = cut_clip(match, segment(0, 1), Path("pipe:1.mp4"))
+    reel = make_reel([clip, clip], Path("reel:all.mp4"))
+    assert probe(reel).duration == pytest.approx(2.0, abs=2 * FRAME)
+    assert thumbnail(clip, 0.5, Path("thumb:1.jpg")).stat().st_size > 0
+
+
 def test_clip_of_a_missing_video_is_a_video_error(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="nope.mp4.*not found"):
         cut_clip(tmp_path / "nope.mp4", segment(0, 1), tmp_path / "clip.mp4")

@@ -118,6 +118,15 @@ def test_probe_measures_a_raw_stream_without_timestamps(tmp_path: Path) -> None:
     assert probe(raw).duration == pytest.approx(2.0, abs=0.08)
 
 
+def test_relative_name_with_a_colon_is_a_file_not_a_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_video(tmp_path / "half2:30.mp4", seconds=1)
+    monkeypatch.chdir(tmp_path)
+    assert probe(Path("half2:30.mp4")).duration == pytest.approx(1.0, abs=0.04)
+    assert len(list(sample_frames(Path("half2:30.mp4"), 5, SMALL))) == 5
+
+
 def late_start_video(tmp_path: Path) -> Path:
     """Audio from 0 s to 3.5 s, video from 0.5 s to 3.5 s."""
     base = make_video(tmp_path / "base.mp4", seconds=3)
