@@ -2,7 +2,9 @@
 
 SageMaker runs `docker run <image> train` with this tree mounted (the root is `/opt/ml`):
 - `input/config/hyperparameters.json`: a JSON object whose values are all strings;
-- `input/data/<channel>/`: each input channel's files (ours: `training`);
+- `input/data/<channel>/`: each input channel's files: `training` (one folder per class of
+  video clips) and, optionally, `cache` (backbone features cached by an earlier job, laid out
+  as `highlights.features.FeatureCache`; clips found in it are not run through the backbone);
 - `model/`: everything written here becomes `model.tar.gz`, the artefact `serve` loads;
 - `output/failure`: on failure, the reason (shown in DescribeTrainingJob), and a non-zero exit.
 - `output/data/`: uploaded as `output.tar.gz` (we keep the feature cache there).
@@ -15,19 +17,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from highlights.config import Config
 from highlights.errors import ConfigError, DatasetError, HighlightsError
 from highlights.files import write_text_atomic
 
+if TYPE_CHECKING:
+    from highlights.training import TrainingReport
+
 DEFAULT_ROOT = Path("/opt/ml")
 TRAINING_CHANNEL = "training"
+CACHE_CHANNEL = "cache"
 MAX_FAILURE_CHARS = 1024  # SageMaker shows at most this much of the failure reason
 
 
@@ -121,12 +128,32 @@ def check_channel(path: Path, name: str) -> Path:
     return path
 
 
-def run_training(paths: TrainingPaths, channel: str = TRAINING_CHANNEL) -> Any:
-    """Train on the channel's data set and write the model into `paths.model_dir`."""
-    from highlights.training import train
+def seed_feature_cache(source: Path, cache_dir: Path) -> int:
+    """Copy cached feature files from `source` into `cache_dir`, keeping their layout.
 
+    Files already in `cache_dir` are left alone. Returns the number of files copied.
+    """
+    copied = 0
+    for path in sorted(source.rglob("*.npz")):
+        target = cache_dir / path.relative_to(source)
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        copied += 1
+    return copied
+
+
+def run_training(paths: TrainingPaths, channel: str = TRAINING_CHANNEL) -> TrainingReport:
+    """Train on the channel's data set and write the model into `paths.model_dir`."""
     config = training_config(paths)
     dataset = check_channel(paths.channel(channel), channel)
+    if paths.channel(CACHE_CHANNEL).is_dir():
+        copied = seed_feature_cache(paths.channel(CACHE_CHANNEL), config.cache_dir)
+        print(f"train: {copied} cached feature files from the {CACHE_CHANNEL!r} channel")
+    # Imported only now: bad settings and channels fail fast, without loading TensorFlow.
+    from highlights.training import train
+
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     return train(dataset, paths.model_dir, config, progress=False)
 
@@ -152,5 +179,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_failure(paths, f"internal error: {type(exc).__name__}: {exc}")
         traceback.print_exc()
         return 1
-    print(f"train: model written to {paths.model_dir}: {report}")
+    print(report.format())
+    print(f"train: model written to {paths.model_dir}")
     return 0
