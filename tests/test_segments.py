@@ -128,9 +128,8 @@ def scored_windows(draw: st.DrawFn) -> tuple[WindowScores, float]:
     count = draw(st.integers(0, 40))
     unit = st.floats(0.0, 1.0, width=32)
     starts = draw(arrays(np.float64, count, elements=unit)) * duration * 0.99
-    ends = (
-        starts + 0.01 + draw(arrays(np.float64, count, elements=unit)) * (duration - starts - 0.01)
-    )
+    lengths = 0.01 + draw(arrays(np.float64, count, elements=unit)) * (duration - starts - 0.01)
+    ends = np.minimum(starts + lengths, duration)  # float rounding may overshoot by one ulp
     probs = draw(arrays(np.float32, (count, 3), elements=unit))
     return WindowScores(starts=starts, ends=ends, probabilities=probs, classes=CLASSES), duration
 
