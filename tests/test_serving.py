@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+from highlights.errors import InputError
 from highlights.model import ModelManifest, SequenceModel, build_model
 from highlights.serving import (
     CSV,
@@ -132,6 +133,11 @@ def test_unknown_content_type_is_its_own_error() -> None:
 def test_prediction_response_must_match_its_classes() -> None:
     with pytest.raises(PayloadError, match="2 classes"):
         read_prediction(json.dumps({"classes": ["a", "b"], "probabilities": [[1.0]]}))
+
+
+def test_a_non_numeric_worker_count_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="SAGEMAKER_MODEL_SERVER_WORKERS"):
+        parse_server_options([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "two"})
 
 
 def test_worker_count_defaults_from_the_sagemaker_environment() -> None:
