@@ -193,7 +193,7 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         "purpose",
         "endpoint_url",
         "region_name",
-        "queue",
+        "job_queue",
     )
     template_fields_renderers = {"settings": "json"}
     ui_color = "#f6a04d"
@@ -205,7 +205,7 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         role_arn: str,
         match_id: str,
         purpose: str,
-        queue: str | None = None,
+        job_queue: str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         endpoint_url: str | None = None,
@@ -220,7 +220,7 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         self.role_arn = role_arn
         self.match_id = match_id
         self.purpose = purpose
-        self.queue = queue
+        self.job_queue = job_queue
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.endpoint_url = endpoint_url
@@ -236,7 +236,7 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
             self.role_arn,
             client_request_token(self.match_id, self.purpose),
             user_metadata={"match_id": self.match_id, "purpose": self.purpose},
-            queue=self.queue,
+            queue=self.job_queue,
         )
         self.log.info("MediaConvert job %s (%s) is %s", job["Id"], self.purpose, job.get("Status"))
         if not self.wait_for_completion or job_outcome(job):

@@ -72,6 +72,12 @@ def load_dag() -> Any:
     return bag.dags[DAG_ID]
 
 
+def no_retries(dag: Any) -> None:
+    """A failing task fails the test at once instead of waiting out the DAG's retry delay."""
+    for task in dag.tasks:
+        task.retries = 0
+
+
 def set_variable(name: str, value: Any) -> None:
     """An Airflow Variable for this process, through the environment (no DB write needed)."""
     text = value if isinstance(value, str) else json.dumps(value)

@@ -65,3 +65,10 @@ def test_one_clipping_job_per_range_is_a_mapped_task(dag):
 def test_cleanup_runs_whatever_happened(dag):
     for task_id in ("aws.delete_frames", "aws.delete_features"):
         assert dag.get_task(task_id).trigger_rule == "all_done"
+
+
+def test_dag_serializes_as_the_scheduler_stores_it(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    assert set(restored.task_ids) == set(dag.task_ids)
