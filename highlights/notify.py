@@ -55,8 +55,10 @@ def build_notification(
     *,
     sender: str = _DEFAULTS.sender,
     recipients: Sequence[str] = _DEFAULTS.recipients,
+    extra_links: Sequence[tuple[str, str]] = (),
 ) -> Notification:
-    """The message for one match: one line and one link per highlight, then the report."""
+    """The message for one match: one line and link per highlight, `extra_links` (title, url)
+    such as the reel, then the report."""
     if len(clip_links) != len(segments):
         raise ValueError(f"{len(segments)} segments but {len(clip_links)} clip links")
     if not recipients:
@@ -66,14 +68,15 @@ def build_notification(
         (f"{title}: {_describe(segment)}", url)
         for segment, (title, url) in zip(segments, clip_links, strict=True)
     ]
+    links += list(extra_links)
     if report_link:
         links.append(("Report", report_link))
     return Notification(
         subject=f"{count} in {match_name}",
         sender=sender,
         recipients=tuple(recipients),
-        text=_text(match_name, count, segments, clip_links, report_link),
-        html=_html(match_name, count, segments, clip_links, report_link),
+        text=_text(match_name, count, segments, clip_links, extra_links, report_link),
+        html=_html(match_name, count, segments, clip_links, extra_links, report_link),
         links=links,
     )
 
@@ -83,11 +86,14 @@ def _text(
     count: str,
     segments: Sequence[Segment],
     clip_links: Sequence[tuple[str, str]],
+    extra_links: Sequence[tuple[str, str]],
     report_link: str | None,
 ) -> str:
     lines = [f"{count} found in {match}.", ""]
     for i, (segment, (title, url)) in enumerate(zip(segments, clip_links, strict=True), 1):
         lines += [f"{i}. {_describe(segment)}", f"   {title}: {url}"]
+    if extra_links:
+        lines += [""] + [f"{title}: {url}" for title, url in extra_links]
     if report_link:
         lines += ["", f"Report: {report_link}"]
     return "\n".join(lines) + "\n"
@@ -98,6 +104,7 @@ def _html(
     count: str,
     segments: Sequence[Segment],
     clip_links: Sequence[tuple[str, str]],
+    extra_links: Sequence[tuple[str, str]],
     report_link: str | None,
 ) -> str:
     e = html.escape
@@ -105,10 +112,11 @@ def _html(
         f'<li>{e(_describe(segment))}: <a href="{e(url)}">{e(title)}</a></li>'
         for segment, (title, url) in zip(segments, clip_links, strict=True)
     )
+    extras = "".join(f'<p><a href="{e(url)}">{e(title)}</a></p>' for title, url in extra_links)
     report = f'<p><a href="{e(report_link)}">Open the report</a></p>' if report_link else ""
     return (
         f"<!DOCTYPE html><html><body><p>{e(count)} found in <b>{e(match)}</b>.</p>"
-        f"<ol>{items}</ol>{report}</body></html>"
+        f"<ol>{items}</ol>{extras}{report}</body></html>"
     )
 
 

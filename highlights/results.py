@@ -121,7 +121,7 @@ class SQLiteResults:
                 r.match_id,
                 r.start_ms,
                 r.end_ms,
-                json.dumps(r.scores, sort_keys=True, allow_nan=False),
+                json.dumps(r.scores, allow_nan=False),
                 int(r.picked),
             )
             for r in records

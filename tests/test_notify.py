@@ -93,6 +93,14 @@ def test_html_escapes_names_and_links() -> None:
     assert 'href="https://example.org/clips/clip-001.mp4?sig=a&amp;x=1"' in body
 
 
+def test_extra_links_such_as_the_reel_come_before_the_report() -> None:
+    reel = ("reel.mp4", "https://example.org/reel.mp4")
+    message = build_notification("final.mp4", SEGMENTS, CLIPS, REPORT, extra_links=[reel])
+    assert message.links[-2:] == [reel, ("Report", REPORT)]
+    assert "reel.mp4: https://example.org/reel.mp4" in message.text
+    assert 'href="https://example.org/reel.mp4"' in message.html
+
+
 def test_a_match_without_highlights_says_so() -> None:
     empty = build_notification("quiet.mp4", [], [], None, recipients=["a@example.org"])
     assert empty.subject == "0 highlights in quiet.mp4"

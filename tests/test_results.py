@@ -147,6 +147,12 @@ def test_sqlite_stores_one_row_per_window_with_scores_as_json(tmp_path: Path) ->
     assert rows[1][2].startswith('{"Background": ')
 
 
+def test_sqlite_keeps_the_models_class_order(tmp_path: Path) -> None:
+    record = WindowRecord("m1", 0.0, 2.0, {"Zebra": 0.1, "Apple": 0.9}, False)
+    SQLiteResults(tmp_path / "r.sqlite").put([record])
+    assert list(SQLiteResults(tmp_path / "r.sqlite").get("m1")[0].scores) == ["Zebra", "Apple"]
+
+
 def test_sqlite_creates_missing_folders(tmp_path: Path) -> None:
     SQLiteResults(tmp_path / "a" / "b" / "r.sqlite").put(window_records("m1", scores(1), []))
     assert (tmp_path / "a" / "b" / "r.sqlite").is_file()
