@@ -444,3 +444,41 @@ def test_features_at_another_rate_than_the_model_exit_2(
 
 def test_frame_indices_round_times_to_the_capture_number() -> None:
     assert frame_indices(np.array([0.0, 0.2, 0.4000001, 1.0]), 5.0).tolist() == [0, 1, 2, 5]
+
+
+# --- the whole aws path on a synthetic match (real backbone, trained model) --------------------
+
+
+@pytest.mark.slow
+def test_the_aws_path_finds_the_goal_mouth_scenes_of_a_synthetic_match(
+    aws: object, trained_model: Path, synthetic_match: tuple, tmp_path: Path
+) -> None:
+    from highlights.synthetic import EVENT_CLASS
+
+    video, events = synthetic_match
+    listed = list_captured_frames(capture_frames(video, tmp_path / "capture"))
+    for index, part in enumerate(shard(listed, 2), start=1):
+        folder = tmp_path / f"input-{index}"
+        folder.mkdir()
+        for frame in part:
+            shutil.copy(frame.path, folder)
+        assert run_extract(folder, tmp_path / "features", "--shard-name", f"algo-{index}") == 0
+    args = score_args(tmp_path / "features", tmp_path / "out", "--model", str(trained_model))
+    args[args.index("--targets") + 1] = EVENT_CLASS
+    args[args.index("--threshold") + 1] = "0.5"
+    args[args.index("--duration") + 1] = str(video_duration(video))
+    assert score_windows.main(args) == 0
+
+    found = read_segments_json(tmp_path / "out" / "segments.json").segments
+    for event in events:
+        assert any(s.start < event.end and event.start < s.end for s in found), (event, found)
+    for segment in found:
+        assert any(e.start - 2 < segment.end and segment.start < e.end + 2 for e in events), segment
+    picked = [r for r in DynamoDBResults(TABLE, aws).get("match-42") if r.picked]
+    assert picked and all(any(s.start < r.end and r.start < s.end for s in found) for r in picked)
+
+
+def video_duration(video: Path) -> float:
+    from highlights.video import probe
+
+    return probe(video).duration
