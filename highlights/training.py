@@ -87,6 +87,7 @@ class TrainingReport:
     train_windows: int
     validation_windows: int
     epochs_run: int
+    max_epochs: int
     best_epoch: int  # 1-based; its weights are the ones saved
     history: dict[str, list[float]]
     windows: Evaluation  # held-out clips, every window on its own
@@ -102,6 +103,7 @@ class TrainingReport:
             "train_windows": self.train_windows,
             "validation_windows": self.validation_windows,
             "epochs_run": self.epochs_run,
+            "max_epochs": self.max_epochs,
             "best_epoch": self.best_epoch,
             "window_accuracy": self.windows.accuracy,
             "clip_accuracy": self.clips.accuracy,
@@ -127,8 +129,9 @@ class TrainingReport:
             f"{self.train_clips} clips ({self.train_windows} windows) for training, "
             f"{self.validation_clips} clips ({self.validation_windows} windows) held out.",
             f"Split: {self.split}.",
-            f"Epochs: {self.epochs_run}, best {self.best_epoch} (early stopping on the held-out "
-            f"clips' loss); {self.seconds:.1f} s.",
+            f"Epochs: {self.epochs_run} of {self.max_epochs}"
+            + (" (stopped early)" if self.epochs_run < self.max_epochs else "")
+            + f"; kept epoch {self.best_epoch}, lowest held-out loss; {self.seconds:.1f} s.",
             f"Held-out accuracy: {self.windows.accuracy:.1%} per window, "
             f"{self.clips.accuracy:.1%} per clip.",
             "",
@@ -284,6 +287,7 @@ def fit_sequences(
         train_windows=len(train_set),
         validation_windows=len(held_set),
         epochs_run=len(history["loss"]),
+        max_epochs=settings.epochs,
         best_epoch=int(np.argmin(history["val_loss"])) + 1,
         history=history,
         windows=evaluate(held_set.labels, probabilities, num_classes),
@@ -382,5 +386,4 @@ def _settings_summary(dataset_root: Path, config: Config) -> dict[str, Any]:
         "seed": config.train.seed,
         "learning_rate": config.train.learning_rate,
         "batch_size": config.train.batch_size,
-        "max_epochs": config.train.epochs,
     }

@@ -220,3 +220,33 @@ def test_training_again_with_the_same_seed_replaces_the_model_with_an_identical_
     expected = before.predict(windows)
     train(synthetic_dataset_dir, model_dir, FAST.replace(cache_dir=feature_cache))
     np.testing.assert_array_equal(SequenceModel.load(model_dir).predict(windows), expected)
+
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+REAL_CLIPS = {
+    "SoccerJuggling": [
+        "Text-To-Video-Finetuning/v_SoccerJuggling_g16_c01.mp4",
+        "vision/v_SoccerJuggling_g23_c01.avi",
+        "vision/v_SoccerJuggling_g24_c01.avi",
+    ],
+    "Wave": [
+        "vision/RATRACE_wave_f_nm_np1_fr_goo_37.avi",
+        "vision/SchoolRulesHowTheyHelpUs_wave_f_nm_np1_ba_med_0.avi",
+        "vision/TrumanShow_wave_f_nm_np1_fr_med_26.avi",
+    ],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason=f"real videos not found at {SHARED_VIDEOS}")
+def test_train_on_real_camera_clips_of_mixed_containers(tmp_path, feature_cache):
+    for label, names in REAL_CLIPS.items():
+        (tmp_path / "data" / label).mkdir(parents=True)
+        for name in names:
+            source = SHARED_VIDEOS / name
+            (tmp_path / "data" / label / source.name).symlink_to(source)
+    report = train(tmp_path / "data", tmp_path / "model", FAST.replace(cache_dir=feature_cache))
+    assert (report.train_clips, report.validation_clips) == (4, 2)
+    assert report.windows.count == report.validation_windows > 0
+    held = SequenceModel.load(tmp_path / "model").manifest.training["validation_clips"]
+    assert held == 2
