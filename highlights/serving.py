@@ -22,13 +22,14 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from highlights.errors import InputError
+from highlights.windows import Predictor
 
 if TYPE_CHECKING:
     from highlights.model import SequenceModel
@@ -59,10 +60,6 @@ class WindowShape:
 
     def describe(self) -> str:
         return f"(windows, {self.steps}, {self.feature_dim})"
-
-
-class Predictor(Protocol):
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def media_type(content_type: str | None) -> str:
@@ -196,14 +193,13 @@ def read_prediction(body: bytes | str) -> tuple[tuple[str, ...], np.ndarray]:
 
 def create_app(
     predictor: Predictor,
-    classes: Sequence[str],
     shape: WindowShape,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Flask:
     """The SageMaker inference app: `GET /ping` and `POST /invocations`."""
     app = Flask("highlights.serving")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
-    class_names = list(classes)
+    class_names = list(predictor.classes)
 
     @app.get("/ping")
     def ping() -> Response:
@@ -238,7 +234,7 @@ def load_app(model_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Flask:
     from highlights.model import SequenceModel
 
     model = SequenceModel.load(model_dir)
-    return create_app(model, model.manifest.classes, window_shape(model), max_bytes)
+    return create_app(model, window_shape(model), max_bytes)
 
 
 def window_shape(model: SequenceModel) -> WindowShape:

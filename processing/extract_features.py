@@ -43,7 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="frames per second of the frame capture (or of sampling a video)",
     )
     parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=defaults.backbone)
-    parser.add_argument("--weights", type=Path, default=None, help="backbone weights file")
+    parser.add_argument("--weights", default=None,
+                        help="backbone weights file (default: the packaged weights)")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--shard-name", default=None, help="names the output file")
     parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
