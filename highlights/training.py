@@ -233,7 +233,11 @@ def fit_sequences(
     """Fit a model on the clips' feature sequences and evaluate it on the held-out clips.
 
     Every window of a clip carries the clip's class. The same seed gives the same model.
+    The held-out clips both choose the epoch (early stopping) and are evaluated on, so the
+    reported accuracy is slightly optimistic.
     """
+    if not dataset.train or not dataset.validation:
+        raise DatasetError(f"{dataset.root}: training needs clips both to train on and to hold out")
     began = time.monotonic()
     settings = config.train
     first = sequences[dataset.train[0].path]

@@ -250,3 +250,10 @@ def test_train_on_real_camera_clips_of_mixed_containers(tmp_path, feature_cache)
     assert report.windows.count == report.validation_windows > 0
     held = SequenceModel.load(tmp_path / "model").manifest.training["validation_clips"]
     assert held == 2
+
+
+def test_fitting_without_held_out_clips_is_an_error():
+    dataset, sequences = synthetic_dataset()
+    no_held = Dataset(dataset.root, dataset.classes, dataset.train, (), dataset.split)
+    with pytest.raises(DatasetError, match="both to train on and to hold out"):
+        fit(no_held, sequences)
