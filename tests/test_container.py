@@ -104,7 +104,9 @@ def test_package_is_pip_installed_with_the_serve_extra_after_its_sources_are_cop
         if kind == "COPY"
         for source in shlex.split(args)[:-1]
     }
-    assert {"pyproject.toml", "highlights"} <= copied_before
+    # setuptools reads the readme named in pyproject.toml while building the package
+    readme = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["readme"]
+    assert {"pyproject.toml", readme, "highlights"} <= copied_before
 
 
 def test_serve_extra_holds_what_serve_imports() -> None:
