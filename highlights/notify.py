@@ -13,6 +13,7 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -146,7 +147,7 @@ class EmlNotifier:
 
     def send(self, notification: Notification) -> str:
         message = email_message(notification)
-        write_bytes_atomic(self.path, message.as_bytes())
+        write_bytes_atomic(self.path, message.as_bytes(policy=policy.SMTP))  # CRLF lines
         return str(message["Message-ID"])
 
 
@@ -203,7 +204,7 @@ class SesNotifier:
             response = self.client.send_raw_email(
                 Source=self.sender,
                 Destinations=list(notification.recipients),
-                RawMessage={"Data": message.as_bytes()},
+                RawMessage={"Data": message.as_bytes(policy=policy.SMTP)},
             )
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code")

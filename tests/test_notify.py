@@ -133,6 +133,13 @@ def test_eml_file_is_a_multipart_alternative_mail(tmp_path: Path) -> None:
     assert "&amp;x=1" in body["text/html"]
 
 
+def test_eml_lines_end_in_crlf_as_rfc_5322_requires(tmp_path: Path) -> None:
+    EmlNotifier(tmp_path / "mail.eml").send(notification())
+    raw = (tmp_path / "mail.eml").read_bytes()
+    assert raw.count(b"\r\n") > 10
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
 def test_sending_again_replaces_the_eml_file(tmp_path: Path) -> None:
     EmlNotifier(tmp_path / "mail.eml").send(notification("first.mp4"))
     second = EmlNotifier(tmp_path / "mail.eml").send(notification("second.mp4"))
