@@ -105,7 +105,7 @@ def positive_windows(
     return positive
 
 
-def merge_ranges(ranges: Sequence[_Range], gap: float = 0.0) -> list[_Range]:
+def _merge_ranges(ranges: Sequence[_Range], gap: float = 0.0) -> list[_Range]:
     """Join ranges that overlap, touch or lie closer than `gap`; keep the best score and label."""
     merged: list[_Range] = []
     for current in sorted(ranges, key=lambda r: (r.start, r.end)):
@@ -142,11 +142,11 @@ def find_segments(
             r.score,
             r.label,
         )
-        for r in merge_ranges(windows)
+        for r in _merge_ranges(windows)
     ]
     kept = [
         r
-        for r in merge_ranges([r for r in padded if r.end > r.start], policy.merge_gap)
+        for r in _merge_ranges([r for r in padded if r.end > r.start], policy.merge_gap)
         if r.end - r.start >= policy.min_length
     ]
     return [Segment(r.start, r.end, r.score, r.label) for r in kept]
