@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+import zipfile
 from pathlib import Path
 
 import keras
@@ -160,6 +161,24 @@ def test_a_file_that_is_not_a_pickle_is_a_model_error_naming_it(tmp_path: Path) 
     assert str(bogus) in str(error.value)
 
 
+def test_a_truncated_weights_file_is_a_model_error_naming_it(tmp_path: Path) -> None:
+    truncated = tmp_path / "half.pth"
+    data = packaged_weights_path().read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="truncated") as error:
+        load_backbone("efficientnet_lite0", weights=truncated)
+    assert str(truncated) in str(error.value)
+
+
+def test_a_zip_format_checkpoint_is_refused_with_a_way_out(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "new-format.pth"
+    with zipfile.ZipFile(checkpoint, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({}))
+    with pytest.raises(ModelError, match="_use_new_zipfile_serialization=False") as error:
+        load_backbone("efficientnet_lite0", weights=checkpoint)
+    assert str(checkpoint) in str(error.value)
+
+
 def test_a_missing_weights_file_is_a_model_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.pth"
     with pytest.raises(ModelError, match="not found") as error:
@@ -235,6 +254,7 @@ def test_inception_loads_a_named_weights_file_and_embeds_2048(tmp_path: Path) ->
     assert np.all(np.isfinite(features))
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_inception_refuses_a_weights_file_of_another_model(tmp_path: Path) -> None:
     other = tmp_path / "small.weights.h5"
     keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(other)
