@@ -28,7 +28,7 @@ from highlights.report import write_report
 from highlights.results import ResultsStore, SQLiteResults, window_records
 from highlights.segments import Segment, find_segments, read_segments_json, write_segments_json
 from highlights.video import VideoInfo, probe
-from highlights.windows import WindowScores, make_windows, score_windows
+from highlights.windows import WindowScores, score_sequence
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def stage_scores(features_path: Path, model_dir: Path, work_dir: Path, config: C
     """Classify every window with the sequence model; write `scores.npz`."""
     sequence = load_features(features_path)
     model = SequenceModel.load(model_dir, backbone=sequence.backbone)
-    scores = score_windows(make_windows(sequence, config.window), model)
+    scores = score_sequence(sequence, config.window, model)
     path = work_dir / SCORES_FILE
     save_scores(scores, path)
     return path
