@@ -34,9 +34,22 @@ from highlights.video import probe, sample_frames  # noqa: E402
 def make_720p(path: Path, seconds: float) -> Path:
     subprocess.run(
         [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=s=1280x720:r=30:d={seconds}",
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s=1280x720:r=30:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
         ],
         check=True,
     )
@@ -51,15 +64,29 @@ def timed(fn, *args, **kwargs) -> tuple[float, object]:
 
 def decode_only(video: Path) -> None:
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(video), "-f", "null", "-"],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(video),
+            "-f",
+            "null",
+            "-",
+        ],
         check=True,
     )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="length of the generated 720p video")
-    parser.add_argument("--model", type=Path, help="a trained model folder (default: train a tiny one)")
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="length of the generated 720p video"
+    )
+    parser.add_argument(
+        "--model", type=Path, help="a trained model folder (default: train a tiny one)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -95,9 +122,19 @@ def main() -> int:
         peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     rows = [
-        ("video", f"{info.width}x{info.height} {info.fps:.0f} fps, {info.duration:.1f} s, {frames_total} frames"),
-        ("decode only (ffmpeg -> null)", f"{decode_s:.2f} s = {frames_total / decode_s:.0f} frames/s"),
-        (f"decode + scale at {config.sampling.rate:g} fps (our pipe)", f"{pipe_s:.2f} s for {sampled} frames"),
+        (
+            "video",
+            f"{info.width}x{info.height} {info.fps:.0f} fps, {info.duration:.1f} s, "
+            f"{frames_total} frames",
+        ),
+        (
+            "decode only (ffmpeg -> null)",
+            f"{decode_s:.2f} s = {frames_total / decode_s:.0f} frames/s",
+        ),
+        (
+            f"decode + scale at {config.sampling.rate:g} fps (our pipe)",
+            f"{pipe_s:.2f} s for {sampled} frames",
+        ),
         ("backbone (Lite0, batch 32)", f"{128 / embed_s:.1f} frames/s"),
         ("end-to-end detect", f"{detect_s:.2f} s, {len(result.segments)} highlight(s)"),
         ("detect / decode-only", f"{detect_s / decode_s:.2f}x"),

@@ -45,37 +45,70 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="highlights", description="Find the highlights in uncut sports video and cut them into clips."
+        prog="highlights",
+        description="Find the highlights in uncut sports video and cut them into clips.",
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     detect = sub.add_parser("detect", help="find highlights in a video and cut them into clips")
     detect.add_argument("video", type=Path, help="the match video")
-    detect.add_argument("--model", type=Path, required=True, help="a model folder made by `highlights train`")
     detect.add_argument(
-        "--target", action="append", required=True, metavar="CLASS",
+        "--model", type=Path, required=True, help="a model folder made by `highlights train`"
+    )
+    detect.add_argument(
+        "--target",
+        action="append",
+        required=True,
+        metavar="CLASS",
         help="class to look for (repeat for several)",
     )
-    detect.add_argument("--out", type=Path, required=True, help="folder for clips, reel, report and email")
-    detect.add_argument("--threshold", type=float, help="window score that starts a highlight (default 0.5)")
-    detect.add_argument("--low-threshold", type=float, help="hysteresis: score that keeps a highlight going")
-    detect.add_argument("--buffer", type=float, help="seconds of padding around each highlight (default 1)")
-    detect.add_argument("--min-length", type=float, help="drop highlights shorter than this many seconds")
-    detect.add_argument("--copy", action="store_true", default=None, help="fast keyframe copy instead of re-encoding")
-    detect.add_argument("--no-reel", dest="reel", action="store_false", default=None, help="skip the highlight reel")
-    detect.add_argument("--email-to", action="append", metavar="ADDRESS", help="recipient (repeat for several)")
-    detect.add_argument("--db", type=Path, help="SQLite file for per-window results (default OUT/results.sqlite)")
-    detect.add_argument("--force", action="store_true", help="replace an output folder that holds other files")
+    detect.add_argument(
+        "--out", type=Path, required=True, help="folder for clips, reel, report and email"
+    )
+    detect.add_argument(
+        "--threshold", type=float, help="window score that starts a highlight (default 0.5)"
+    )
+    detect.add_argument(
+        "--low-threshold", type=float, help="hysteresis: score that keeps a highlight going"
+    )
+    detect.add_argument(
+        "--buffer", type=float, help="seconds of padding around each highlight (default 1)"
+    )
+    detect.add_argument(
+        "--min-length", type=float, help="drop highlights shorter than this many seconds"
+    )
+    detect.add_argument(
+        "--copy",
+        action="store_true",
+        default=None,
+        help="fast keyframe copy instead of re-encoding",
+    )
+    detect.add_argument(
+        "--no-reel", dest="reel", action="store_false", default=None, help="skip the highlight reel"
+    )
+    detect.add_argument(
+        "--email-to", action="append", metavar="ADDRESS", help="recipient (repeat for several)"
+    )
+    detect.add_argument(
+        "--db", type=Path, help="SQLite file for per-window results (default OUT/results.sqlite)"
+    )
+    detect.add_argument(
+        "--force", action="store_true", help="replace an output folder that holds other files"
+    )
     _add_common(detect)
     detect.set_defaults(run=_run_detect)
 
     train = sub.add_parser("train", help="train the sequence model on a folder-per-class data set")
-    train.add_argument("dataset", type=Path, help="folder with one sub-folder of clips per class (UCF101 layout)")
+    train.add_argument(
+        "dataset", type=Path, help="folder with one sub-folder of clips per class (UCF101 layout)"
+    )
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
     train.add_argument("--preset", choices=("compact", "seed"), help="model size (default compact)")
     train.add_argument("--epochs", type=int, help="maximum training epochs")
     train.add_argument("--seed", type=int, help="random seed, for reproducible training")
-    train.add_argument("--split", type=int, help="UCF101 split number (trainlist0N.txt/testlist0N.txt)")
+    train.add_argument(
+        "--split", type=int, help="UCF101 split number (trainlist0N.txt/testlist0N.txt)"
+    )
     train.add_argument("--backbone", help="efficientnet_lite0 (default) or inception_v3")
     train.add_argument("--rate", type=float, help="frames sampled per second (default 5)")
     train.add_argument("--window", type=float, help="window length in seconds (default 2)")
@@ -83,8 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(train)
     train.set_defaults(run=_run_train)
 
-    demo = sub.add_parser("demo", help="train and detect on a synthetic match, end to end, with no data")
-    demo.add_argument("--out", type=Path, default=Path("demo-out"), help="folder for everything the demo makes")
+    demo = sub.add_parser(
+        "demo", help="train and detect on a synthetic match, end to end, with no data"
+    )
+    demo.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="folder for everything the demo makes"
+    )
     _add_common(demo)
     demo.set_defaults(run=_run_demo)
     return parser
@@ -92,10 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with settings (see README)")
-    parser.add_argument("--weights", type=Path, help="backbone weights file (default: the packaged weights)")
+    parser.add_argument(
+        "--weights", type=Path, help="backbone weights file (default: the packaged weights)"
+    )
     parser.add_argument("--cache-dir", type=Path, help="where backbone features are cached")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show tracebacks of internal errors"
+    )
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -127,13 +170,26 @@ def _run_detect(args: argparse.Namespace) -> int:
     )
     store = SQLiteResults(args.db) if args.db else None
     result = run_detect(
-        args.video, args.model, args.out, config, args.target,
-        progress=not args.quiet, force=args.force, store=store,
+        args.video,
+        args.model,
+        args.out,
+        config,
+        args.target,
+        progress=not args.quiet,
+        force=args.force,
+        store=store,
     )
     print(f"{len(result.segments)} highlight(s) in {args.video} ({result.video.duration:.1f} s):")
     for segment, clip in zip(result.segments, result.clips, strict=True):
-        print(f"  {segment.start:8.2f} – {segment.end:8.2f} s  {segment.label}  {segment.score:.2f}  {clip}")
-    for label, path in (("reel", result.reel), ("report", result.report), ("segments", result.segments_json)):
+        print(
+            f"  {segment.start:8.2f} – {segment.end:8.2f} s  "
+            f"{segment.label}  {segment.score:.2f}  {clip}"
+        )
+    for label, path in (
+        ("reel", result.reel),
+        ("report", result.report),
+        ("segments", result.segments_json),
+    ):
         if path:
             print(f"{label}: {path}")
     print(f"email: {result.notification}")

@@ -39,7 +39,7 @@ class WindowConfig:
     def __post_init__(self) -> None:
         if self.length <= 0 or self.stride <= 0:
             raise ConfigError(
-                f"window.length and window.stride must be positive, got {self.length}, {self.stride}"
+                f"window length and stride must be positive, got {self.length}, {self.stride}"
             )
 
     def steps(self, rate: float) -> int:
@@ -130,7 +130,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with top-level or dotted (`segments.threshold`) fields changed; None is ignored."""
+        """A copy with top-level or dotted (`segments.threshold`) fields changed; None skipped."""
         return _replace(self, {k: v for k, v in changes.items() if v is not None})
 
 

@@ -37,7 +37,9 @@ class DemoSummary:
         lines = [self.training, "", "true events vs detected highlights (seconds):"]
         for event in self.truth:
             found = [s for s in self.detected if _overlap(event, s) > 0]
-            shown = ", ".join(f"{s.start:.1f}–{s.end:.1f} ({s.score:.2f})" for s in found) or "missed"
+            shown = (
+                ", ".join(f"{s.start:.1f}–{s.end:.1f} ({s.score:.2f})" for s in found) or "missed"
+            )
             lines.append(f"  true {event.start:5.1f}–{event.end:5.1f}  ->  {shown}")
         extra = [s for s in self.detected if not any(_overlap(e, s) > 0 for e in self.truth)]
         for s in extra:
@@ -60,7 +62,11 @@ def _overlap(event: synthetic.Event, segment: Segment) -> float:
 
 def run_demo(out_dir: Path, config: Config, progress: bool = False) -> DemoSummary:
     out_dir.mkdir(parents=True, exist_ok=True)
-    config = config.replace(cache_dir=out_dir / "cache") if config.cache_dir == Config().cache_dir else config
+    config = (
+        config.replace(cache_dir=out_dir / "cache")
+        if config.cache_dir == Config().cache_dir
+        else config
+    )
     dataset = synthetic.make_dataset(out_dir / "dataset", clips_per_class=8, seconds=4.0)
     model_dir = out_dir / "model"
     report = train(dataset, model_dir, config, progress=progress)

@@ -83,7 +83,7 @@ def config_for_model(config: Config, model_dir: Path) -> tuple[Config, ModelMani
 
 
 def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
-    """Refuse to write into a folder that holds something other than an earlier run on this video."""
+    """Refuse a folder that holds anything but an earlier run on this same video."""
     marker = out_dir / RUN_MARKER
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExistsError(f"{out_dir}: exists and is not a folder")
@@ -184,7 +184,7 @@ def clip_name(index: int, segment: Segment) -> str:
 def stage_clips(
     video: Path, segments_path: Path, out_dir: Path, config: Config, progress: bool = False
 ) -> list[Path]:
-    """Cut one clip (and one thumbnail) per range; remove clips of an earlier run that no longer apply."""
+    """Cut one clip and thumbnail per range; drop clips of an earlier run that no longer apply."""
     segments = read_segments_json(segments_path).segments
     clips_dir = out_dir / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
@@ -229,7 +229,11 @@ def stage_report(
         threshold=config.segments.threshold,
         segments=document.segments,
         clips=[
-            (segment, clip.relative_to(out_dir).as_posix(), clip.with_suffix(".jpg").relative_to(out_dir).as_posix())
+            (
+                segment,
+                clip.relative_to(out_dir).as_posix(),
+                clip.with_suffix(".jpg").relative_to(out_dir).as_posix(),
+            )
             for segment, clip in zip(document.segments, clips, strict=True)
         ],
     )
@@ -240,10 +244,12 @@ def stage_notify(
     video: Path,
     segments_path: Path,
     clips: Sequence[Path],
+    reel: Path | None,
     report: Path | None,
     notifier: Notifier,
     config: Config,
 ) -> str:
+    """Send (or write) the email listing the clips; return where it went."""
     document = read_segments_json(segments_path)
     notification = build_notification(
         video.name,
@@ -252,8 +258,12 @@ def stage_notify(
         report.resolve().as_uri() if report else None,
         sender=config.mail.sender,
         recipients=config.mail.recipients,
+        extra_links=[("Highlight reel", reel.resolve().as_uri())] if reel else (),
     )
-    return notifier.send(notification)
+    message_id = notifier.send(notification)
+    if isinstance(notifier, EmlNotifier):
+        return str(notifier.path)
+    return f"sent to {', '.join(notification.recipients)} ({message_id})"
 
 
 def default_notifier(config: Config, out_dir: Path) -> Notifier:
@@ -288,8 +298,20 @@ def run_detect(
     segments_json = stage_segments(scores, video, targets, config, out_dir, store, match_id)
     clips = stage_clips(video, segments_json, out_dir, config, progress=progress)
     reel = stage_reel(clips, out_dir) if config.output.reel else None
-    report = stage_report(video, scores, segments_json, clips, out_dir, config) if config.output.report else None
-    sent = stage_notify(video, segments_json, clips, report, notifier or default_notifier(config, out_dir), config)
+    report = (
+        stage_report(video, scores, segments_json, clips, out_dir, config)
+        if config.output.report
+        else None
+    )
+    sent = stage_notify(
+        video,
+        segments_json,
+        clips,
+        reel,
+        report,
+        notifier or default_notifier(config, out_dir),
+        config,
+    )
     return DetectResult(
         match_id=match_id,
         video=info,

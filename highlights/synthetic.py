@@ -63,9 +63,23 @@ def goal_mouth_filter(seed: int, seconds: float) -> str:
 def _encode(lavfi_graph: str, out: Path, extra: Sequence[str] = ()) -> Path:
     with atomic_path(out) as tmp:
         command = [
-            imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", lavfi_graph, *extra,
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(tmp),
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            lavfi_graph,
+            *extra,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp),
         ]
         subprocess.run(command, check=True, capture_output=True)
     return out

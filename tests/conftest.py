@@ -21,7 +21,9 @@ def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from highlights import synthetic
 
-    return synthetic.make_dataset(tmp_path_factory.mktemp("dataset"), clips_per_class=6, seconds=3.0)
+    return synthetic.make_dataset(
+        tmp_path_factory.mktemp("dataset"), clips_per_class=6, seconds=3.0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +46,7 @@ def synthetic_match(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tup
     from highlights import synthetic
 
     events = (synthetic.Event(8.0, 13.0), synthetic.Event(20.0, 25.0))
-    path = synthetic.make_match(tmp_path_factory.mktemp("match") / "match.mp4", MATCH_SECONDS, events)
+    path = synthetic.make_match(
+        tmp_path_factory.mktemp("match") / "match.mp4", MATCH_SECONDS, events
+    )
     return path, events

@@ -17,16 +17,38 @@ from highlights.synthetic import EVENT_CLASS
 def _detect(video: Path, model: Path, out: Path, cache: Path, *extra: str) -> int:
     return main(
         [
-            "detect", str(video), "--model", str(model), "--target", EVENT_CLASS,
-            "--out", str(out), "--cache-dir", str(cache), "--quiet", *extra,
+            "detect",
+            str(video),
+            "--model",
+            str(model),
+            "--target",
+            EVENT_CLASS,
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+            "--quiet",
+            *extra,
         ]
     )
 
 
 def _audio_only(path: Path) -> Path:
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=2",
-         "-c:a", "aac", "-f", "mp4", str(path)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:a",
+            "aac",
+            "-f",
+            "mp4",
+            str(path),
+        ],
         check=True,
     )
     return path
@@ -65,7 +87,11 @@ def _bad_videos(tmp_path: Path, good: Path) -> dict[str, Path]:
 
 @pytest.mark.parametrize("case", ["missing", "empty", "truncated", "text", "audio-only"])
 def test_bad_video_gives_one_clear_line_and_exit_two(
-    case: str, trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path,
+    case: str,
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     video = _bad_videos(tmp_path, synthetic_match[0])[case]
@@ -94,9 +120,15 @@ def _broken_model(trained_model: Path, tmp_path: Path, case: str) -> Path:
     return model
 
 
-@pytest.mark.parametrize("case", ["broken-json", "mismatched-features", "missing-manifest", "not-a-model"])
+@pytest.mark.parametrize(
+    "case", ["broken-json", "mismatched-features", "missing-manifest", "not-a-model"]
+)
 def test_bad_model_gives_exit_two_and_writes_nothing(
-    case: str, trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path,
+    case: str,
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     model = _broken_model(trained_model, tmp_path, case)
@@ -108,18 +140,26 @@ def test_bad_model_gives_exit_two_and_writes_nothing(
 
 
 def test_bad_config_file_gives_exit_two(
-    trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path,
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config = tmp_path / "settings.toml"
     config.write_text("[segments]\nthreshold = 3\n")
-    code = _detect(synthetic_match[0], trained_model, tmp_path / "out", feature_cache, "--config", str(config))
+    code = _detect(
+        synthetic_match[0], trained_model, tmp_path / "out", feature_cache, "--config", str(config)
+    )
     assert code == 2
     assert "threshold" in capsys.readouterr().err
 
 
 def test_existing_output_folder_is_not_overwritten(
-    trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path,
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out"
@@ -131,7 +171,10 @@ def test_existing_output_folder_is_not_overwritten(
 
 
 def test_detect_succeeds_and_lists_the_clips(
-    trained_model: Path, synthetic_match, feature_cache: Path, tmp_path: Path,
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "out"
@@ -142,6 +185,11 @@ def test_detect_succeeds_and_lists_the_clips(
     assert "report:" in printed and "email:" in printed
 
 
-def test_train_reports_bad_dataset_with_exit_two(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["train", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "m"), "--quiet"]) == 2
+def test_train_reports_bad_dataset_with_exit_two(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["train", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "m"), "--quiet"])
+        == 2
+    )
     assert "nothing-here" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""End to end through the detect pipeline: real ffmpeg, real Lite0 features, a really trained model."""
+"""End to end through the detect pipeline: real ffmpeg, real Lite0, a really trained model."""
 
 from __future__ import annotations
 
@@ -77,7 +77,9 @@ def test_one_results_row_per_window(detection) -> None:
     assert rows == distinct > 0
 
 
-def test_rerun_replaces_outputs_without_duplicates(detection, trained_model: Path, synthetic_match) -> None:
+def test_rerun_replaces_outputs_without_duplicates(
+    detection, trained_model: Path, synthetic_match
+) -> None:
     result, _, out, config = detection
     video, _ = synthetic_match
     with sqlite3.connect(out / RESULTS_DB) as db:
