@@ -82,18 +82,18 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
     """This instance's features, or None when its shard holds no frames."""
     if not args.input.exists():
         raise InputError(f"{args.input}: input not found")
-    backbone = load_backbone(args.backbone, args.weights)
     frames = [] if args.input.is_file() else list_captured_frames(args.input)
-    if frames:
-        log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence,
-                 frames[-1].sequence)
-        images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
-        return features_from_frames(images, backbone, args.capture_rate, args.batch_size)
-    video = find_video(args.input)
-    if video is None:
+    video = None if frames else find_video(args.input)
+    if not frames and video is None:
         return None
-    log.info("sampling %s at %g frames/s", video, args.capture_rate)
-    return extract_features(video, backbone, args.capture_rate, args.batch_size)
+    backbone = load_backbone(args.backbone, args.weights)
+    if video is not None:
+        log.info("sampling %s at %g frames/s", video, args.capture_rate)
+        return extract_features(video, backbone, args.capture_rate, args.batch_size)
+    log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence,
+             frames[-1].sequence)
+    images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
+    return features_from_frames(images, backbone, args.capture_rate, args.batch_size)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
