@@ -277,3 +277,14 @@ def test_serve_refuses_a_missing_model_folder(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "model folder not found" in result.stderr
+
+
+def test_serve_exits_naming_a_broken_model_instead_of_answering(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{")
+    result = subprocess.run(
+        [sys.executable, str(SERVE), "--model-dir", str(tmp_path), "--host", "127.0.0.1",
+         "--port", str(free_port())],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert f"{tmp_path / 'manifest.json'}: not valid JSON" in result.stderr
