@@ -67,6 +67,12 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def accepts_json(accept: str) -> bool:
+    """Whether an Accept header (possibly a list, possibly absent) allows a JSON answer."""
+    kinds = [media_type(part) for part in accept.split(",")]
+    return not accept.strip() or any(kind in ("*/*", "application/*", JSON) for kind in kinds)
+
+
 def parse_windows(body: bytes, content_type: str | None, shape: WindowShape) -> np.ndarray:
     """Decode a request body into a float32 (W, T, D) array, or raise PayloadError."""
     kind = media_type(content_type)
@@ -207,8 +213,8 @@ def create_app(
 
     @app.post("/invocations")
     def invocations() -> Response:
-        accept = media_type(request.headers.get("Accept"))
-        if accept not in ("", "*/*", JSON, "application/*"):
+        accept = request.headers.get("Accept", "")
+        if not accepts_json(accept):
             return _json({"error": f"responses are {JSON}; cannot answer Accept {accept!r}"}, 406)
         try:
             windows = parse_windows(request.get_data(), request.content_type, shape)

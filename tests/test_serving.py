@@ -27,6 +27,7 @@ from highlights.serving import (
     PayloadError,
     UnsupportedContentType,
     WindowShape,
+    accepts_json,
     encode_windows,
     parse_server_options,
     parse_windows,
@@ -138,6 +139,15 @@ def test_prediction_response_must_match_its_classes() -> None:
 def test_a_non_numeric_worker_count_is_an_input_error() -> None:
     with pytest.raises(InputError, match="SAGEMAKER_MODEL_SERVER_WORKERS"):
         parse_server_options([], {"SAGEMAKER_MODEL_SERVER_WORKERS": "two"})
+
+
+@pytest.mark.parametrize(
+    ("accept", "ok"),
+    [("", True), ("application/json", True), ("text/csv, application/json;q=0.9", True),
+     ("*/*", True), ("text/csv", False), ("application/x-npy", False)],
+)
+def test_accept_headers_that_allow_json(accept: str, ok: bool) -> None:
+    assert accepts_json(accept) is ok
 
 
 def test_worker_count_defaults_from_the_sagemaker_environment() -> None:
