@@ -26,6 +26,7 @@ from highlights.config import Config, SegmentConfig, WindowConfig
 from highlights.errors import HighlightsError, InputError, ModelError
 from highlights.features import FeatureSequence
 from highlights.frame_capture import load_shards
+from highlights.results import DynamoDBResults, window_records
 from highlights.segments import find_segments, write_segments_json
 from highlights.serving import (
     CONTENT_TYPES,
@@ -172,6 +173,7 @@ def model_folder(path: Path) -> Iterator[Path]:
 
 
 def score_with_model(sequence: FeatureSequence, model_dir: Path) -> WindowScores:
+    # TensorFlow is loaded only on this path; scoring with an endpoint does without it.
     from highlights.model import SequenceModel
 
     with model_folder(model_dir) as folder:
@@ -224,8 +226,6 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
     duration = args.duration if args.duration is not None else float(scores.ends[-1])
     segments = find_segments(scores, targets, policy, duration)
     if args.table:
-        from highlights.results import DynamoDBResults, window_records
-
         DynamoDBResults(args.table, clients("dynamodb")).put(
             window_records(args.match_id, scores, segments)
         )
