@@ -63,7 +63,9 @@ def _config(params: dict) -> steps.Config:
 
 
 def _s3():
-    return S3Hook(aws_conn_id=AWS_CONN, region_name=_aws().region).get_conn()
+    # Signature Version 4: S3 refuses version-2 presigned links for buckets made since 2020.
+    config = {"signature_version": "s3v4"}
+    return S3Hook(aws_conn_id=AWS_CONN, region_name=_aws().region, config=config).get_conn()
 
 
 def _client(name: str):
@@ -71,7 +73,9 @@ def _client(name: str):
 
 
 def _has_new_upload(files: list, **context) -> bool:
-    """S3KeySensor check: some listed video has not been claimed by a run yet."""
+    """S3KeySensor check: the run's own key exists, or some listed video is not yet claimed."""
+    if context["params"].get("key"):
+        return bool(files)
     return bool(steps.unclaimed_uploads(_s3(), _aws(), files))
 
 

@@ -31,6 +31,7 @@ from highlights.mediaconvert import clip_settings, reel_settings
 from highlights.results import DynamoDBResults, WindowRecord
 from highlights.sagemaker_jobs import ProcessingSettings
 from highlights.segments import Segment, find_segments, write_segments_json
+from highlights.storage import S3Storage
 from highlights.windows import WindowScores
 
 AWS_VARIABLE = "highlights_aws"
@@ -417,25 +418,19 @@ def reel_job(
 
 
 def presigned_links(
-    s3: Any, settings: AwsSettings, match: Mapping[str, Any], segments: Sequence[Mapping]
-) -> list[tuple[str, str]]:
-    """(name, URL) of every clip, the reel and segments.json; URLs expire, the bucket is private."""
+    s3: Any, settings: AwsSettings, match: Mapping[str, Any], count: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Expiring links (the bucket is private): one per clip, then the reel and segments.json."""
     paths = _prefixes(match)
-    keys = [(f"clip-{i:03d}.mp4", f"{paths.clip_base(i)}.mp4") for i in range(len(segments))]
-    if segments:
-        keys.append(("reel.mp4", f"{paths.reel_base}.mp4"))
-    keys.append(("segments.json", f"{paths.highlights}segments.json"))
-    return [
-        (
-            name,
-            s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": settings.highlights_bucket, "Key": key},
-                ExpiresIn=settings.link_expiry_seconds,
-            ),
-        )
-        for name, key in keys
-    ]
+    storage = S3Storage(settings.highlights_bucket, s3)
+
+    def link(key: str) -> str:
+        return storage.url(key, settings.link_expiry_seconds)
+
+    clips = [(f"clip-{i:03d}.mp4", link(f"{paths.clip_base(i)}.mp4")) for i in range(count)]
+    extra = [("Highlight reel", link(f"{paths.reel_base}.mp4"))] if count else []
+    extra.append(("segments.json", link(f"{paths.highlights}segments.json")))
+    return clips, extra
 
 
 def send_email_once(
@@ -452,14 +447,15 @@ def send_email_once(
     if _exists(s3, settings.highlights_bucket, marker):
         sent = _read_json(s3, settings.highlights_bucket, marker)
         return f"already sent: {sent.get('message')}"
-    links = presigned_links(s3, settings, match, segments)
+    clips, extra = presigned_links(s3, settings, match, len(segments))
     notification = build_notification(
         Path(match["key"]).name,
         [Segment(**s) for s in segments],
-        links[:-1],
-        links[-1][1],
+        clips,
+        None,
         sender=settings.sender_email,
         recipients=settings.recipient_emails,
+        extra_links=extra,
     )
     message = SesNotifier(ses, settings.sender_email).send(notification)
     record = {"message": message, "recipients": list(settings.recipient_emails)}

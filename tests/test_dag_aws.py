@@ -1,0 +1,567 @@
+"""The DAG's aws backend under real Airflow (`dag.test()`), against a local moto server.
+
+What stands in for AWS, and why:
+- S3, DynamoDB, SageMaker and SES are moto, run as a threaded server on 127.0.0.1 (deferrable
+  operators and sensors use aiobotocore, which in-process `mock_aws` cannot serve).
+- moto does not implement MediaConvert. `FakeMediaConvert` answers through botocore's
+  `Stubber`, so every request is checked against the real MediaConvert API model. To keep the
+  pipeline honest downstream, it does what the job settings ask with ffmpeg: frame capture
+  writes `frame.NNNNNNN.jpg` at the requested rate, clipping cuts at the requested timecodes.
+- moto records SageMaker processing jobs but runs no containers. `LocalProcessing` gives each
+  job its effect by running the real `processing/*.py` entrypoint in this process on the job's
+  inputs, downloaded from moto S3 per instance (ShardedByS3Key splits the frames), and uploads
+  the outputs, as SageMaker would. A job it is told to crash is marked Failed in moto.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import importlib
+import json
+import re
+import threading
+import urllib.request
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from highlights.matches import match_for_object
+from highlights.segments import Segment
+from highlights.timecode import from_timecode
+from tests import airflow_env
+
+airflow_env.configure()
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+TARGET = "PenaltyKick"
+SENDER = "highlights@example.com"
+RECIPIENT = "coach@example.com"
+UPLOAD = "incoming/cup-final.mp4"
+
+
+# --- MediaConvert: botocore Stubber plus the jobs' effects --------------------------------------
+
+
+class FakeMediaConvert:
+    """The `mediaconvert` client the hook gets: validated by Stubber, effects made with ffmpeg."""
+
+    def __init__(self, s3: Any, scratch: Path) -> None:
+        self.s3 = s3
+        self.scratch = scratch
+        self.client = boto3.client(
+            "mediaconvert", region_name=REGION,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+        self.stub = Stubber(self.client)
+        self.stub.activate()
+        self.requests: list[dict] = []
+        self.jobs: dict[str, dict] = {}  # by ClientRequestToken, as MediaConvert dedupes
+        self.fail: dict[str, str] = {}  # purpose -> ErrorMessage
+        self.lock = threading.Lock()
+
+    def _call(self, operation: str, response: dict, params: dict) -> dict:
+        with self.lock:
+            self.stub.add_response(operation, response, params)
+            return getattr(self.client, operation)(**params)
+
+    def create_job(self, **params: Any) -> dict:
+        self.requests.append(params)
+        token = params["ClientRequestToken"]
+        if token not in self.jobs:
+            job_id = f"job-{len(self.jobs) + 1}"
+            purpose = params["UserMetadata"]["purpose"]
+            job = {"Id": job_id, "Role": params["Role"], "Settings": params["Settings"]}
+            job["UserMetadata"] = params["UserMetadata"]
+            if purpose in self.fail:
+                job.update(Status="ERROR", ErrorCode=1010, ErrorMessage=self.fail[purpose])
+            else:
+                self._perform(params["Settings"], job_id)
+                job["Status"] = "COMPLETE"
+            self.jobs[token] = job
+        submitted = {**self.jobs[token], "Status": "SUBMITTED"}
+        submitted.pop("ErrorMessage", None)
+        submitted.pop("ErrorCode", None)
+        return self._call("create_job", {"Job": submitted}, params)
+
+    def get_job(self, **params: Any) -> dict:
+        job = next(j for j in self.jobs.values() if j["Id"] == params["Id"])
+        return self._call("get_job", {"Job": job}, params)
+
+    def probe(self, **params: Any) -> dict:
+        from highlights.video import probe
+
+        info = probe(self._download(params["InputFiles"][0]["FileUrl"]))
+        rate = Fraction(info.fps).limit_denominator(1001)
+        tracks = [
+            {
+                "TrackType": "video",
+                "VideoProperties": {
+                    "FrameRate": {"Numerator": rate.numerator, "Denominator": rate.denominator},
+                    "Width": info.width,
+                    "Height": info.height,
+                },
+            }
+        ]
+        if info.has_audio:
+            tracks.append({"TrackType": "audio"})
+        response = {"ProbeResults": [{"Container": {"Duration": info.duration, "Tracks": tracks}}]}
+        return self._call("probe", response, params)
+
+    def _download(self, url: str) -> Path:
+        bucket, key = url[5:].split("/", 1)
+        local = self.scratch / "sources" / bucket / key
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            self.s3.download_file(bucket, key, str(local))
+        return local
+
+    def _perform(self, settings: dict, job_id: str) -> None:
+        group = settings["OutputGroups"][0]
+        destination = group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
+        codec = group["Outputs"][0]["VideoDescription"]["CodecSettings"]
+        work = self.scratch / job_id
+        work.mkdir(parents=True)
+        if codec["Codec"] == "FRAME_CAPTURE":
+            self._capture(settings["Inputs"][0], codec["FrameCaptureSettings"], destination, work)
+        else:
+            self._cut(settings["Inputs"], destination, work)
+
+    def _capture(self, source: dict, capture: dict, destination: str, work: Path) -> None:
+        import subprocess
+
+        from highlights.video import ffmpeg_exe
+
+        rate = f"{capture['FramerateNumerator']}/{capture['FramerateDenominator']}"
+        subprocess.run(
+            [
+                ffmpeg_exe(), "-v", "error", "-i", str(self._download(source["FileInput"])),
+                "-vf", f"fps={rate}:start_time=0:round=down", "-frames:v",
+                str(capture["MaxCaptures"]), "-start_number", "0", "-q:v", "4",
+                str(work / "frame.%07d.jpg"),
+            ],
+            check=True,
+        )  # fmt: skip
+        self._upload(sorted(work.glob("frame.*.jpg")), destination.rsplit("/", 1)[0] + "/")
+
+    def _cut(self, inputs: list[dict], destination: str, work: Path) -> None:
+        from highlights.clips import cut_clip, make_reel
+        from highlights.video import probe
+
+        parts = []
+        for item in inputs:
+            video = self._download(item["FileInput"])
+            fps = probe(video).fps
+            for clipping in item["InputClippings"]:
+                start = from_timecode(clipping["StartTimecode"], fps)
+                end = from_timecode(clipping["EndTimecode"], fps) + 1 / fps
+                parts.append(
+                    cut_clip(video, Segment(start, end, 1.0, "x"), work / f"{len(parts)}.mp4")
+                )
+        out = parts[0] if len(parts) == 1 else make_reel(parts, work / "joined.mp4")
+        bucket, key = destination[5:].split("/", 1)
+        self.s3.upload_file(str(out), bucket, f"{key}.mp4")
+
+    def _upload(self, files: list[Path], prefix_url: str) -> None:
+        bucket, prefix = prefix_url[5:].split("/", 1)
+        for path in files:
+            self.s3.upload_file(str(path), bucket, f"{prefix}{path.name}")
+
+
+# --- SageMaker Processing: the real entrypoints, run here ---------------------------------------
+
+
+class LocalProcessing:
+    """Runs a processing job's container command in this process, one pass per instance."""
+
+    def __init__(self, s3: Any, scratch: Path) -> None:
+        self.s3 = s3
+        self.scratch = scratch
+        self.crash: set[str] = set()  # job-name prefixes to fail, as a crashed container would
+        self.configs: dict[str, dict] = {}  # job name -> the CreateProcessingJob request
+        self.uploaded: list[str] = []  # s3://bucket/key of every output file
+
+    def run(self, config: dict) -> tuple[bool, str]:
+        name = config["ProcessingJobName"]
+        self.configs[name] = config
+        if any(name.startswith(prefix) for prefix in self.crash):
+            return False, "AlgorithmError: the container exited with code 137 (out of memory)"
+        count = config["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
+        module = importlib.import_module(config["AppSpecification"]["ContainerEntrypoint"][-1])
+        for host in range(count):
+            root = self.scratch / name / f"algo-{host + 1}"
+            paths = self._inputs(config["ProcessingInputs"], root, host, count)
+            outputs = config["ProcessingOutputConfig"]["Outputs"]
+            for output in outputs:
+                local = root / output["S3Output"]["LocalPath"].lstrip("/")
+                local.mkdir(parents=True, exist_ok=True)
+                paths[output["S3Output"]["LocalPath"]] = local
+            args = [
+                str(paths.get(arg, arg)) for arg in config["AppSpecification"]["ContainerArguments"]
+            ]
+            if module.__name__.endswith("extract_features"):
+                resource = root / "resourceconfig.json"
+                resource.write_text(json.dumps({"current_host": f"algo-{host + 1}"}))
+                args += ["--resource-config", str(resource)]
+            code = module.main(args)
+            if code != 0:
+                return False, f"AlgorithmError: {module.__name__} exited with code {code}"
+            for output in outputs:
+                self._upload(paths[output["S3Output"]["LocalPath"]], output["S3Output"]["S3Uri"])
+        return True, ""
+
+    def _inputs(self, inputs: list[dict], root: Path, host: int, count: int) -> dict[str, Path]:
+        paths = {}
+        for item in inputs:
+            spec = item["S3Input"]
+            bucket, prefix = spec["S3Uri"][5:].split("/", 1)
+            keys = sorted(
+                obj["Key"]
+                for page in self.s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix
+                )
+                for obj in page.get("Contents", [])
+            )
+            if spec["S3DataDistributionType"] == "ShardedByS3Key":
+                keys = keys[host::count]
+            local = root / spec["LocalPath"].lstrip("/")
+            local.mkdir(parents=True, exist_ok=True)
+            for key in keys:
+                target = local / key[len(prefix) :].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, key, str(target))
+            paths[spec["LocalPath"]] = local
+        return paths
+
+    def _upload(self, folder: Path, url: str) -> None:
+        bucket, prefix = url[5:].split("/", 1)
+        prefix = prefix if prefix.endswith("/") else f"{prefix}/"
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            key = f"{prefix}{path.relative_to(folder).as_posix()}"
+            self.s3.upload_file(str(path), bucket, key)
+            self.uploaded.append(f"s3://{bucket}/{key}")
+
+
+def sagemaker_job(name: str) -> Any:
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[ACCOUNT][REGION].processing_jobs[name]
+
+
+# --- the world: moto server, buckets, table, model, Variables -----------------------------------
+
+
+class World:
+    def __init__(self, endpoint: str, scratch: Path, model_dir: Path) -> None:
+        session = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
+        self.s3 = session.client("s3", endpoint_url=endpoint)
+        self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+        self.ses = session.client("ses", endpoint_url=endpoint)
+        self.sagemaker = session.client("sagemaker", endpoint_url=endpoint)
+        self.mediaconvert = FakeMediaConvert(self.s3, scratch / "mediaconvert")
+        self.processing = LocalProcessing(self.s3, scratch / "processing")
+        self.variable = {
+            "region": REGION,
+            "input_bucket": "match-uploads",
+            "input_prefix": "incoming/",
+            "work_bucket": "match-work",
+            "highlights_bucket": "match-highlights",
+            "results_table": "highlight-windows",
+            "upload_queue_url": f"{endpoint}/{ACCOUNT}/uploads",
+            "mediaconvert_role_arn": f"arn:aws:iam::{ACCOUNT}:role/mediaconvert",
+            "mediaconvert_endpoint": "",
+            "sagemaker_role_arn": f"arn:aws:iam::{ACCOUNT}:role/sagemaker",
+            "processing_image_uri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/highlights:1",
+            "endpoint_name": "",
+            "model_data_uri": "s3://match-work/models/synthetic/",
+            "sender_email": SENDER,
+            "recipient_emails": [RECIPIENT],
+            "link_expiry_seconds": 3600,
+        }
+        for bucket in ("match-uploads", "match-work", "match-highlights"):
+            self.s3.create_bucket(Bucket=bucket)
+        from highlights.results import DynamoDBResults
+
+        DynamoDBResults("highlight-windows", self.dynamodb).create_table()
+        self.ses.verify_email_identity(EmailAddress=SENDER)
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+            key = f"models/synthetic/{path.relative_to(model_dir).as_posix()}"
+            self.s3.upload_file(str(path), "match-work", key)
+
+    def upload(self, key: str, video: Path) -> str:
+        self.s3.upload_file(str(video), "match-uploads", key)
+        etag = self.s3.head_object(Bucket="match-uploads", Key=key)["ETag"]
+        return match_for_object(key, etag).match_id
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        response = self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        return sorted(obj["Key"] for obj in response.get("Contents", []))
+
+    def items(self, match_id: str) -> list[dict]:
+        response = self.dynamodb.query(
+            TableName="highlight-windows",
+            KeyConditionExpression="match_id = :m",
+            ExpressionAttributeValues={":m": {"S": match_id}},
+        )
+        return response["Items"]
+
+    def sent_mail(self) -> list[Any]:
+        from moto.ses.models import ses_backends
+
+        return list(ses_backends[ACCOUNT][REGION].sent_messages)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, trained_model):
+    from moto.server import ThreadedMotoServer
+
+    airflow_env.migrate()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    patch = pytest.MonkeyPatch()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,  # for boto3 inside the processing entrypoints
+    }.items():
+        patch.setenv(name, value)
+    airflow_env.set_aws_connection(endpoint, REGION)
+    scratch = tmp_path_factory.mktemp("aws-backend")
+    world = World(endpoint, scratch, trained_model)
+    airflow_env.set_variable("highlights_aws", world.variable)
+    airflow_env.set_variable("highlights_backend", "aws")
+    airflow_env.set_variable("highlights_targets", [TARGET])
+    _route_clients_to_fakes(patch, world)
+    yield world
+    patch.undo()
+    server.stop()
+
+
+def _route_clients_to_fakes(patch: pytest.MonkeyPatch, world: World) -> None:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    # Patched on the provider's base class: Airflow's plugin loader executes plugins/*.py a
+    # second time as fresh modules, so the trigger may see another MediaConvertHook class.
+    client_type = AwsBaseHook.get_client_type
+
+    def route(self, *args, **kwargs):
+        if self.client_type == "mediaconvert":
+            return world.mediaconvert
+        return client_type(self, *args, **kwargs)
+
+    patch.setattr(AwsBaseHook, "get_client_type", route)
+    create = SageMakerHook.create_processing_job
+
+    def create_and_run(self, config, wait_for_completion=True, **kwargs):
+        response = create(self, config, wait_for_completion=False, **kwargs)
+        ok, reason = world.processing.run(config)
+        if not ok:
+            job = sagemaker_job(config["ProcessingJobName"])
+            job.processing_job_status = "Failed"
+            job.failure_reason = reason
+        return response
+
+    patch.setattr(SageMakerHook, "create_processing_job", create_and_run)
+
+
+def run_dag(conf: dict | None = None, tune=None) -> Any:
+    dag = airflow_env.load_dag()
+    airflow_env.no_retries(dag)
+    dag.get_task("aws.wait_for_upload").poke_interval = 1
+    for task_id in ("aws.extract_features", "aws.score_windows"):
+        dag.get_task(task_id).check_interval = 1
+    if tune:
+        tune(dag)
+    return dag.test(run_conf={"features_instances": 2, **(conf or {})})
+
+
+@pytest.fixture(scope="module")
+def first_run(world, synthetic_match):
+    """A match uploaded while the run already waits: the deferred sensor must notice it."""
+    timer = threading.Timer(3.0, world.upload, (UPLOAD, synthetic_match[0]))
+    timer.start()
+    try:
+        dag_run = run_dag()
+    finally:
+        timer.join()
+    etag = world.s3.head_object(Bucket="match-uploads", Key=UPLOAD)["ETag"]
+    return dag_run, match_for_object(UPLOAD, etag).match_id
+
+
+# --- the successful run -------------------------------------------------------------------------
+
+
+def test_upload_runs_the_pipeline_to_success(first_run):
+    dag_run, _ = first_run
+    states = airflow_env.task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert {s for t, s in states.items() if t.startswith("local.")} == {"skipped"}
+
+
+def test_frame_capture_job_samples_the_upload_at_the_capture_rate(world, first_run):
+    _, match_id = first_run
+    capture = next(
+        r for r in world.mediaconvert.requests if r["UserMetadata"]["purpose"] == "frames"
+    )
+    settings = capture["Settings"]
+    assert settings["Inputs"][0]["FileInput"] == f"s3://match-uploads/{UPLOAD}"
+    group = settings["OutputGroups"][0]
+    destination = group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
+    assert destination == f"s3://match-work/frames/{match_id}/frame"
+    frames = group["Outputs"][0]["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
+    assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 1)
+    assert frames["MaxCaptures"] == 151  # 30 s at 5 frames/s, both ends
+    assert capture["Role"] == world.variable["mediaconvert_role_arn"]
+
+
+def test_features_ran_sharded_over_two_instances(world, first_run):
+    _, match_id = first_run
+    job = world.processing.configs[f"hl-features-{match_id}"]
+    assert job["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
+    prefix = f"s3://match-work/features/{match_id}/"
+    shards = sorted(u[len(prefix) :] for u in world.processing.uploaded if u.startswith(prefix))
+    assert shards == ["features-algo-1.npz", "features-algo-2.npz"]
+
+
+def test_one_dynamodb_item_per_window(world, first_run):
+    _, match_id = first_run
+    items = world.items(match_id)
+    assert len(items) >= 28  # 30 s, 2 s windows every 1 s
+    starts = sorted(int(i["start_ms"]["N"]) for i in items)
+    assert starts == sorted(set(starts))
+    assert set(items[0]["scores"]["M"]) >= {TARGET}
+    assert any(i["picked"]["BOOL"] for i in items)
+
+
+def test_one_clipping_job_per_range_at_source_timecodes(world, first_run, synthetic_match):
+    _, match_id = first_run
+    ranges = json.loads(
+        world.s3.get_object(Bucket="match-highlights", Key=f"highlights/{match_id}/segments.json")[
+            "Body"
+        ].read()
+    )["predictions"]
+    clips = [
+        r for r in world.mediaconvert.requests if r["UserMetadata"]["purpose"].startswith("clip-")
+    ]
+    assert len(clips) == len(ranges) >= 1
+    for index, request in enumerate(clips):
+        item = request["Settings"]["Inputs"][0]
+        assert item["TimecodeSource"] == "ZEROBASED"
+        assert re.fullmatch(r"\d\d:\d\d:\d\d:\d\d", item["InputClippings"][0]["StartTimecode"])
+        destination = request["Settings"]["OutputGroups"][0]["OutputGroupSettings"][
+            "FileGroupSettings"
+        ]["Destination"]
+        assert destination == f"s3://match-highlights/highlights/{match_id}/clips/clip-{index:03d}"
+    events = synthetic_match[1]
+    found = [
+        from_timecode(c["Settings"]["Inputs"][0]["InputClippings"][0]["StartTimecode"], 25)
+        for c in clips
+    ]
+    assert any(abs(start - events[0].start) < 3 for start in found)
+
+
+def test_reel_joins_every_range_in_one_job(world, first_run):
+    reel = [r for r in world.mediaconvert.requests if r["UserMetadata"]["purpose"] == "reel"]
+    clips = [
+        r for r in world.mediaconvert.requests if r["UserMetadata"]["purpose"].startswith("clip-")
+    ]
+    assert len(reel) == 1
+    assert len(reel[0]["Settings"]["Inputs"]) == len(clips)
+
+
+def mail_links(message: Any) -> list[str]:
+    """Every URL in the plain-text part of a sent raw message."""
+    parsed = email.message_from_string(message.raw_data, policy=email.policy.default)
+    text = parsed.get_body(preferencelist=("plain",)).get_content()
+    return re.findall(r"https?://\S+", text)
+
+
+def test_email_goes_to_the_recipients_with_expiring_links(world, first_run):
+    _, match_id = first_run
+    sent = world.sent_mail()
+    assert len(sent) == 1
+    assert RECIPIENT in sent[0].destinations
+    links = mail_links(sent[0])
+    clip = next(u for u in links if f"highlights/{match_id}/clips/clip-000.mp4" in u)
+    assert "X-Amz-Expires=3600" in clip and "X-Amz-Signature=" in clip
+    assert any(f"highlights/{match_id}/reel.mp4" in u for u in links)
+
+
+def test_presigned_clip_link_downloads_the_clip(world, first_run):
+    _, match_id = first_run
+    links = mail_links(world.sent_mail()[0])
+    clip = next(u for u in links if f"highlights/{match_id}/clips/clip-000.mp4" in u)
+    with urllib.request.urlopen(clip, timeout=10) as response:
+        assert response.status == 200
+        assert len(response.read()) > 1000
+
+
+def test_cleanup_deletes_frames_and_features(world, first_run):
+    _, match_id = first_run
+    assert world.keys("match-work", f"frames/{match_id}/") == []
+    assert world.keys("match-work", f"features/{match_id}/") == []
+    assert world.keys("match-highlights", f"highlights/{match_id}/clips/")
+
+
+# --- re-runs and failures -----------------------------------------------------------------------
+
+
+def test_rerun_of_a_match_duplicates_nothing(world, first_run):
+    _, match_id = first_run
+    before = {
+        "items": len(world.items(match_id)),
+        "mail": len(world.sent_mail()),
+        "jobs": len(world.sagemaker.list_processing_jobs()["ProcessingJobSummaries"]),
+        "clips": world.keys("match-highlights", f"highlights/{match_id}/"),
+        "tokens": {r["ClientRequestToken"] for r in world.mediaconvert.requests},
+        "mediaconvert_jobs": len(world.mediaconvert.jobs),
+    }
+    dag_run = run_dag({"key": UPLOAD})
+    assert str(dag_run.state) == "success", airflow_env.task_states(dag_run)
+    assert len(world.items(match_id)) == before["items"]
+    assert len(world.sent_mail()) == before["mail"]
+    assert len(world.sagemaker.list_processing_jobs()["ProcessingJobSummaries"]) == before["jobs"]
+    assert world.keys("match-highlights", f"highlights/{match_id}/") == before["clips"]
+    assert {r["ClientRequestToken"] for r in world.mediaconvert.requests} == before["tokens"]
+    assert len(world.mediaconvert.jobs) == before["mediaconvert_jobs"]
+
+
+def test_mediaconvert_error_fails_the_task_with_its_message(world, synthetic_match, capfd):
+    key = "incoming/broken-feed.mp4"
+    world.upload(key, synthetic_match[0])
+    world.mediaconvert.fail["frames"] = "Unable to open input file [s3://match-uploads/x]"
+    try:
+        dag_run = run_dag({"key": key})
+    finally:
+        del world.mediaconvert.fail["frames"]
+    states = airflow_env.task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["aws.capture_frames"] == "failed"
+    assert states["aws.send_email"] == "upstream_failed"
+    assert "Unable to open input file" in capfd.readouterr().out
+
+
+def test_failed_sagemaker_job_fails_the_run(world, synthetic_match):
+    key = "incoming/semi-final.mp4"
+    match_id = world.upload(key, synthetic_match[0])
+    world.processing.crash.add(f"hl-features-{match_id}")
+    mail_before = len(world.sent_mail())
+    dag_run = run_dag({"key": key})
+    states = airflow_env.task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["aws.extract_features"] == "failed"
+    assert states["aws.delete_frames"] == "success"  # cleanup still ran
+    assert world.keys("match-work", f"frames/{match_id}/") == []
+    assert len(world.sent_mail()) == mail_before
+    assert world.items(match_id) == []
