@@ -32,28 +32,7 @@ from highlights.video import probe, sample_frames  # noqa: E402
 
 
 def make_720p(path: Path, seconds: float) -> Path:
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=s=1280x720:r=30:d={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+    return synthetic.encode_lavfi(f"testsrc2=s=1280x720:r=30:d={seconds}", path)
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

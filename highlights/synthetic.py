@@ -60,7 +60,7 @@ def goal_mouth_filter(seed: int, seconds: float) -> str:
     )
 
 
-def _encode(lavfi_graph: str, out: Path, extra: Sequence[str] = ()) -> Path:
+def encode_lavfi(lavfi_graph: str, out: Path, extra: Sequence[str] = ()) -> Path:
     with atomic_path(out) as tmp:
         command = [
             imageio_ffmpeg.get_ffmpeg_exe(),
@@ -88,7 +88,7 @@ def _encode(lavfi_graph: str, out: Path, extra: Sequence[str] = ()) -> Path:
 def make_clip(label: str, seed: int, seconds: float, out: Path) -> Path:
     """One labelled training clip of `seconds` length."""
     graphs = {EVENT_CLASS: goal_mouth_filter, BACKGROUND_CLASS: open_play_filter}
-    return _encode(graphs[label](seed, seconds), out)
+    return encode_lavfi(graphs[label](seed, seconds), out)
 
 
 def make_dataset(root: Path, clips_per_class: int = 8, seconds: float = 4.0, seed: int = 0) -> Path:
@@ -109,4 +109,4 @@ def make_match(out: Path, duration: float, events: Sequence[Event], seed: int = 
         f"{goal_mouth_filter(seed + 1, duration)}[goal];"
         f"[pitch][goal]overlay=enable='{enable}'"
     )
-    return _encode(graph, out)
+    return encode_lavfi(graph, out)
