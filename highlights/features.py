@@ -200,7 +200,7 @@ def file_sha256(path: Path) -> str:
 
 
 class FeatureCache:
-    """Features on disk, keyed by the video's content hash, the backbone name and the rate.
+    """Features on disk, keyed by the video's content hash, the backbone and its weights, the rate.
 
     Renaming or moving a video keeps its cache entry; changing one byte does not. A cache file
     that cannot be read, or does not match its key, is extracted again and replaced.
@@ -209,8 +209,10 @@ class FeatureCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def path_for(self, digest: str, backbone: str, rate: float) -> Path:
-        return self.root / digest[:2] / f"{digest}.{backbone}.{rate:g}fps.npz"
+    def path_for(
+        self, digest: str, backbone: str, rate: float, weights_id: str = "imagenet"
+    ) -> Path:
+        return self.root / digest[:2] / f"{digest}.{backbone}-{weights_id}.{rate:g}fps.npz"
 
     def get_or_extract(
         self,
@@ -223,7 +225,7 @@ class FeatureCache:
         path = Path(path)
         if not path.is_file():
             probe(path)  # raises the VideoError that names the problem
-        entry = self.path_for(file_sha256(path), backbone.name, rate)
+        entry = self.path_for(file_sha256(path), backbone.name, rate, backbone.weights_id)
         cached = self._read(entry, backbone, rate)
         if cached is not None:
             return cached

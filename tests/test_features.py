@@ -34,6 +34,7 @@ class TinyKerasBackbone:
     """
 
     name = "tiny_cnn"
+    weights_id = "seed7"
     feature_dim = 16
     geometry = FrameGeometry(resize_short=40, crop=32)
 
@@ -278,3 +279,17 @@ def test_corrupt_cache_entry_is_recomputed_and_replaced(
 def test_cache_reports_a_missing_video(tmp_path: Path, backbone: TinyKerasBackbone) -> None:
     with pytest.raises(VideoError, match="nope.mp4.*not found"):
         FeatureCache(tmp_path).get_or_extract(tmp_path / "nope.mp4", backbone, 5)
+
+
+def test_features_from_other_weights_get_their_own_cache_entry(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "cache")
+    video = make_video(tmp_path / "clip.mp4", seconds=2)
+    backbone = TinyKerasBackbone()
+    cache.get_or_extract(video, backbone, 5)
+    backbone.weights_id = "retrained"
+    cache.get_or_extract(video, backbone, 5)
+    names = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
+    assert len(names) == 2
+    assert any("tiny_cnn-seed7" in n for n in names) and any(
+        "tiny_cnn-retrained" in n for n in names
+    )

@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from highlights.backbones import weights_digest
 from highlights.backbones.torch_weights import read_state_dict
 from highlights.errors import ModelError
 from highlights.video import FrameGeometry
@@ -215,6 +216,7 @@ class EfficientNetLite0:
             path = Path(weights)
             state = read_state_dict(path)
         self.weights_path = path
+        self.weights_id = "imagenet" if weights is None else weights_digest(path)
         self.classifier = build_model()
         assign_state_dict(self.classifier, state, str(path))
         self.features = keras.Model(

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from highlights.backbones import weights_digest
 from highlights.errors import ModelError
 from highlights.video import FrameGeometry
 
@@ -51,8 +52,10 @@ class InceptionV3:
             )
         if isinstance(weights, str) and weights == IMAGENET:
             self.model = _download_imagenet()
+            self.weights_id = IMAGENET
         else:
             self.model = _from_file(Path(weights))
+            self.weights_id = weights_digest(Path(weights))
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(B, 299, 299, 3) uint8 RGB -> (B, 2048) float32 pooled features."""
