@@ -41,6 +41,9 @@ def _aws_var(key: str) -> str:
 
 AWS_CONN = "aws_default"
 CLAIM = "aws.claim_upload"
+# A run that saw no new video ends (skipped) after this long, so that a cleared or re-triggered
+# run, which must wait for the single active run, gets its turn.
+WAIT_SECONDS = 3600
 
 
 def _aws() -> steps.AwsSettings:
@@ -127,7 +130,7 @@ def highlights_pipeline() -> None:
 
     with TaskGroup("local"):
 
-        @task.sensor(poke_interval=15, timeout=24 * 3600, mode="reschedule", soft_fail=True)
+        @task.sensor(poke_interval=15, timeout=WAIT_SECONDS, mode="reschedule", soft_fail=True)
         def wait_for_video(params: dict) -> PokeReturnValue:
             found = steps.next_local_video(_local(), params["video"])
             return PokeReturnValue(is_done=found is not None, xcom_value=found)
@@ -208,17 +211,20 @@ def highlights_pipeline() -> None:
             )
 
         @task
-        def email(run: dict, segments_path: str, clip_paths: list[str], report_path: str) -> str:
+        def email(
+            run: dict, segments_path: str, clips: list[str], reel: str | None, report: str
+        ) -> str:
             from highlights.pipeline import default_notifier, stage_notify
 
             config = steps.local_config(run)
             return stage_notify(
-                Path(run["video"]),
-                Path(segments_path),
-                [Path(p) for p in clip_paths],
-                Path(report_path),
-                default_notifier(config, Path(run["out_dir"])),
-                config,
+                video=Path(run["video"]),
+                segments_path=Path(segments_path),
+                clips=[Path(p) for p in clips],
+                reel=Path(reel) if reel else None,
+                report=Path(report),
+                notifier=default_notifier(config, Path(run["out_dir"])),
+                config=config,
             )
 
         video = wait_for_video()
@@ -229,8 +235,7 @@ def highlights_pipeline() -> None:
         clip_files = clips(run, segment_file)
         reel_file = reel(run, clip_files)
         report_file = report(run, score_file, segment_file, clip_files)
-        sent = email(run, segment_file, clip_files, report_file)
-        reel_file >> sent
+        email(run, segment_file, clip_files, reel_file, report_file)
         branch >> video
 
     with TaskGroup("aws"):
@@ -245,7 +250,7 @@ def highlights_pipeline() -> None:
             region_name=_aws_var("region"),
             deferrable=True,
             poke_interval=30,
-            timeout=24 * 3600,
+            timeout=WAIT_SECONDS,
             soft_fail=True,
         )
 
