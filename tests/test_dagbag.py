@@ -72,3 +72,81 @@ def test_dag_serializes_as_the_scheduler_stores_it(dag):
 
     restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     assert set(restored.task_ids) == set(dag.task_ids)
+
+
+# --- configuration the DAG reads --------------------------------------------------------------
+
+
+def test_backend_comes_from_the_param_then_the_variable_then_local():
+    import highlights_steps as steps
+
+    assert steps.choose_backend("aws", "local") == "aws"
+    assert steps.choose_backend("", "aws") == "aws"
+    assert steps.choose_backend("", None) == "local"
+
+
+def test_unknown_backend_is_refused():
+    import highlights_steps as steps
+
+    from highlights.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="backend must be one of local, aws"):
+        steps.choose_backend("gcp", None)
+
+
+def test_targets_fall_back_to_the_variable_and_must_not_be_empty():
+    import highlights_steps as steps
+
+    from highlights.errors import ConfigError
+
+    assert steps.choose_targets([], ["Goal", " Save "]) == ["Goal", "Save"]
+    assert steps.choose_targets(["Shot"], ["Goal"]) == ["Shot"]
+    with pytest.raises(ConfigError, match="highlights_targets"):
+        steps.choose_targets([], None)
+
+
+AWS_VARIABLE = {
+    "region": "eu-west-1", "input_bucket": "in", "input_prefix": "incoming",
+    "work_bucket": "work", "highlights_bucket": "out", "results_table": "windows",
+    "upload_queue_url": "", "mediaconvert_role_arn": "arn:mc", "mediaconvert_endpoint": "",
+    "sagemaker_role_arn": "arn:sm", "processing_image_uri": "img", "endpoint_name": "",
+    "model_data_uri": "s3://work/model/", "sender_email": "a@b.c",
+    "recipient_emails": ["x@y.z"], "link_expiry_seconds": 600,
+}  # fmt: skip
+
+
+def test_aws_variable_is_read_whole():
+    import highlights_steps as steps
+
+    settings = steps.aws_settings(AWS_VARIABLE)
+    assert settings.input_prefix == "incoming/"
+    assert settings.recipient_emails == ("x@y.z",)
+    assert settings.link_expiry_seconds == 600
+
+
+def test_aws_variable_names_what_is_missing():
+    import highlights_steps as steps
+
+    from highlights.errors import ConfigError
+
+    broken = {**AWS_VARIABLE, "work_bucket": "", "sender_email": ""}
+    with pytest.raises(ConfigError, match="missing work_bucket, sender_email"):
+        steps.aws_settings(broken)
+
+
+def test_aws_variable_refuses_unknown_keys():
+    import highlights_steps as steps
+
+    from highlights.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown keys \\['bucket'\\]"):
+        steps.aws_settings({**AWS_VARIABLE, "bucket": "x"})
+
+
+def test_aws_variable_needs_a_model_or_an_endpoint():
+    import highlights_steps as steps
+
+    from highlights.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model_data_uri or endpoint_name"):
+        steps.aws_settings({**AWS_VARIABLE, "model_data_uri": ""})
