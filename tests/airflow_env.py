@@ -78,22 +78,21 @@ def no_retries(dag: Any) -> None:
         task.retries = 0
 
 
-def set_variable(name: str, value: Any) -> None:
-    """An Airflow Variable for this process, through the environment (no DB write needed)."""
+def set_variable(patch: Any, name: str, value: Any) -> None:
+    """An Airflow Variable, through the environment (no DB write), undone with `patch`."""
     text = value if isinstance(value, str) else json.dumps(value)
-    os.environ[f"AIRFLOW_VAR_{name.upper()}"] = text
+    patch.setenv(f"AIRFLOW_VAR_{name.upper()}", text)
 
 
-def set_aws_connection(endpoint_url: str, region: str) -> None:
-    """`aws_default` pointing at a local moto server."""
-    os.environ["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"region_name": region, "endpoint_url": endpoint_url},
-        }
-    )
+def set_aws_connection(patch: Any, endpoint_url: str, region: str) -> None:
+    """`aws_default` pointing at a local moto server, undone with `patch`."""
+    connection = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"region_name": region, "endpoint_url": endpoint_url},
+    }
+    patch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps(connection))
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -337,12 +337,12 @@ def world(tmp_path_factory, trained_model):
         "AWS_ENDPOINT_URL": endpoint,  # for boto3 inside the processing entrypoints
     }.items():
         patch.setenv(name, value)
-    airflow_env.set_aws_connection(endpoint, REGION)
+    airflow_env.set_aws_connection(patch, endpoint, REGION)
     scratch = tmp_path_factory.mktemp("aws-backend")
     world = World(endpoint, scratch, trained_model)
-    airflow_env.set_variable("highlights_aws", world.variable)
-    airflow_env.set_variable("highlights_backend", "aws")
-    airflow_env.set_variable("highlights_targets", [TARGET])
+    airflow_env.set_variable(patch, "highlights_aws", world.variable)
+    airflow_env.set_variable(patch, "highlights_backend", "aws")
+    airflow_env.set_variable(patch, "highlights_targets", [TARGET])
     _route_clients_to_fakes(patch, world)
     yield world
     patch.undo()
@@ -602,3 +602,22 @@ def test_failed_sagemaker_job_fails_the_run(world, synthetic_match):
     assert world.keys("match-work", f"frames/{match_id}/") == []
     assert len(world.sent_mail()) == mail_before
     assert world.items(match_id) == []
+
+
+def test_match_without_highlights_is_still_reported(world, tmp_path):
+    from highlights import synthetic
+
+    video = synthetic.make_match(tmp_path / "quiet.mp4", 8.0, [])
+    key = "incoming/quiet-half.mp4"
+    match_id = world.upload(key, video)
+    mail_before = len(world.sent_mail())
+    dag_run = run_dag(world, {"key": key, "threshold": 1.0})
+    states = airflow_env.task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["aws.make_reel"] == "skipped"
+    jobs = [r for r in world.mediaconvert.requests if r["UserMetadata"]["match_id"] == match_id]
+    assert [r["UserMetadata"]["purpose"] for r in jobs] == ["frames"]
+    assert world.items(match_id)  # every window is still recorded
+    sent = world.sent_mail()
+    assert len(sent) == mail_before + 1
+    assert "0 highlights" in sent[-1].raw_data

@@ -29,7 +29,9 @@ def local_run(tmp_path_factory, trained_model, synthetic_match):
     incoming, out = root / "incoming", root / "out"
     incoming.mkdir()
     shutil.copy(synthetic_match[0], incoming / "cup final.mp4")
+    patch = pytest.MonkeyPatch()
     airflow_env.set_variable(
+        patch,
         "highlights_local",
         {
             "incoming_dir": str(incoming),
@@ -38,11 +40,13 @@ def local_run(tmp_path_factory, trained_model, synthetic_match):
             "settle_seconds": 0,
         },
     )
-    airflow_env.set_variable("highlights_backend", "local")
+    airflow_env.set_variable(patch, "highlights_backend", "local")
     dag = airflow_env.load_dag()
     airflow_env.no_retries(dag)
-    dag_run = dag.test(run_conf={"targets": [TARGET]})
-    return dag_run, out, incoming
+    try:
+        yield dag.test(run_conf={"targets": [TARGET]}), out, incoming
+    finally:
+        patch.undo()
 
 
 def match_folder(out: Path) -> Path:
