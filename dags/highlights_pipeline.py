@@ -33,6 +33,8 @@ from airflow.task.trigger_rule import TriggerRule
 from mediaconvert import MediaConvertCreateJobOperator, MediaConvertHook
 from sagemaker_processing import SageMakerProcessingOnceOperator
 
+from highlights.config import Config
+
 
 def _aws_var(key: str) -> str:
     """A template for one key of the `highlights_aws` Variable, rendered when the task runs."""
@@ -61,8 +63,8 @@ def _targets(params: dict) -> list[str]:
     return steps.choose_targets(params.get("targets"), variable)
 
 
-def _config(params: dict) -> steps.Config:
-    return steps.Config().replace(**{"segments.threshold": params["threshold"]})
+def _config(params: dict) -> Config:
+    return Config().replace(**{"segments.threshold": params["threshold"]})
 
 
 def _s3():

@@ -10,7 +10,7 @@ import json
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,6 @@ class LocalSettings:
     output_dir: Path
     model_dir: Path
     settle_seconds: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inbox(self) -> LocalInbox:
@@ -147,13 +146,15 @@ class LocalSettings:
 def local_settings(variable: Mapping[str, Any] | None, home: Path) -> LocalSettings:
     """Defaults live under `home` (AIRFLOW_HOME): highlights/incoming, highlights/out, model."""
     variable = dict(variable or {})
+    unknown = sorted(set(variable) - {"incoming_dir", "output_dir", "model_dir", "settle_seconds"})
+    if unknown:
+        raise ConfigError(f"`{LOCAL_VARIABLE}`: unknown keys {unknown}")
     base = Path(home) / "highlights"
     return LocalSettings(
-        incoming_dir=Path(variable.pop("incoming_dir", base / "incoming")),
-        output_dir=Path(variable.pop("output_dir", base / "out")),
-        model_dir=Path(variable.pop("model_dir", base / "model")),
-        settle_seconds=float(variable.pop("settle_seconds", 5.0)),
-        extra=variable,
+        incoming_dir=Path(variable.get("incoming_dir", base / "incoming")),
+        output_dir=Path(variable.get("output_dir", base / "out")),
+        model_dir=Path(variable.get("model_dir", base / "model")),
+        settle_seconds=float(variable.get("settle_seconds", 5.0)),
     )
 
 

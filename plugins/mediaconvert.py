@@ -41,7 +41,9 @@ class MediaConvertHook(AwsBaseHook):
         super().__init__(*args, **kwargs)
         self.endpoint_url = endpoint_url or None
 
-    def get_client_type(self, region_name=None, config=None, deferrable=False):  # noqa: ANN001, ANN201
+    def get_client_type(
+        self, region_name: str | None = None, config: Any = None, deferrable: bool = False
+    ) -> Any:
         if not self.endpoint_url:
             return super().get_client_type(region_name, config, deferrable)
         session = self.get_session(region_name=region_name)
