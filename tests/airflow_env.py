@@ -8,8 +8,10 @@ repository's, and puts those folders on sys.path as the DAG processor and worker
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +33,7 @@ def configure() -> Path:
     if "airflow" in sys.modules:
         raise RuntimeError("airflow was imported before tests/airflow_env.configure() ran")
     home = Path(tempfile.mkdtemp(prefix="highlights-airflow-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.update(
         {
             _HOME_VAR: str(home),
