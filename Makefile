@@ -5,7 +5,7 @@ CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test lint bench airflow clean
+.PHONY: demo test bench airflow clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -31,6 +31,32 @@ demo: $(VENV)/.core
 test: $(VENV)/.dev $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check highlights processing dags plugins tests benchmarks
 	$(BIN)/python -m pytest
+
+$(DEMO_OUT)/model/manifest.json: $(VENV)/.core
+	$(BIN)/highlights demo --out $(DEMO_OUT) --quiet
+
+# Airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:8080 with the highlights DAG.
+# Log in as admin; the password is in airflow-home/simple_auth_manager_passwords.json.generated.
+# Drop a video into airflow-home/highlights/incoming/; results appear in airflow-home/highlights/out/.
+# Without AIRFLOW_MODEL/AIRFLOW_TARGETS it uses the demo's model (made first if missing).
+AIRFLOW_MODEL ?= $(CURDIR)/$(DEMO_OUT)/model
+AIRFLOW_TARGETS ?= ["PenaltyKick"]
+airflow: $(VENV)/.dev $(if $(filter $(CURDIR)/$(DEMO_OUT)/model,$(AIRFLOW_MODEL)),$(DEMO_OUT)/model/manifest.json)
+	mkdir -p airflow-home/highlights/incoming
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	AIRFLOW_VAR_HIGHLIGHTS_LOCAL='{"model_dir": "$(AIRFLOW_MODEL)"}' \
+	AIRFLOW_VAR_HIGHLIGHTS_TARGETS='$(AIRFLOW_TARGETS)' \
+	AIRFLOW_HOME="$(CURDIR)/airflow-home" \
+	AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" \
+	AIRFLOW__CORE__PLUGINS_FOLDER="$(CURDIR)/plugins" \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__PARALLELISM=4 \
+	AIRFLOW__CORE__EXECUTOR=LocalExecutor \
+	AIRFLOW__API__HOST=127.0.0.1 \
+	AIRFLOW__API__PORT=8080 \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:8080/execution/ \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
+	airflow standalone
 
 bench: $(VENV)/.core
 	$(BIN)/python benchmarks/detect_speed.py
