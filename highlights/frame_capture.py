@@ -22,6 +22,7 @@ import numpy as np
 from highlights.errors import InputError, VideoError
 from highlights.features import FORMAT_VERSION, FeatureSequence, load_features, merge_features
 from highlights.files import write_bytes_atomic
+from highlights.images import fit_picture
 from highlights.video import FrameGeometry, SampledFrame
 
 SHARD_PATTERN = "features-*.npz"
@@ -87,26 +88,8 @@ def read_captured_frame(frame: CapturedFrame, rate: float, geometry: FrameGeomet
     except (av.error.FFmpegError, StopIteration, OSError, ValueError) as exc:
         raise VideoError(f"{frame.path}: cannot read this frame-capture image: {exc}") from None
     return SampledFrame(
-        index=frame.sequence, time=frame.time(rate), image=fit_image(picture, geometry)
+        index=frame.sequence, time=frame.time(rate), image=fit_picture(picture, geometry)
     )
-
-
-def fit_image(picture: av.VideoFrame, geometry: FrameGeometry) -> np.ndarray:
-    """RGB uint8 (crop, crop, 3): short side bilinearly resized to `resize_short`, centre crop.
-
-    The same shaping ffmpeg's `scale=...:flags=bilinear,crop=c:c` gives sampled video frames.
-    """
-    width, height = fitted_size(picture.width, picture.height, geometry.resize_short)
-    image = picture.reformat(width, height, format="rgb24", interpolation="BILINEAR").to_ndarray()
-    top, left = (height - geometry.crop) // 2, (width - geometry.crop) // 2
-    return np.ascontiguousarray(image[top : top + geometry.crop, left : left + geometry.crop])
-
-
-def fitted_size(width: int, height: int, short: int) -> tuple[int, int]:
-    """(width, height) with the short side equal to `short` and the aspect ratio kept."""
-    if width <= height:
-        return short, max(short, round(height * short / width))
-    return max(short, round(width * short / height)), short
 
 
 def iter_captured_frames(

@@ -281,7 +281,7 @@ def _stream_frames(
 def _sampling_command(
     path: Path, rate: float, geometry: FrameGeometry, info: VideoInfo, threads: int
 ) -> list[str]:
-    width, height = _scaled_size(info.width, info.height, geometry.resize_short)
+    width, height = fitted_size(info.width, info.height, geometry.resize_short)
     fps = Fraction(rate).limit_denominator(1001)
     filters = (
         f"fps={fps.numerator}/{fps.denominator}:start_time=0:round=up,"
@@ -296,7 +296,7 @@ def _sampling_command(
     ]  # fmt: skip
 
 
-def _scaled_size(width: int, height: int, short: int) -> tuple[int, int]:
+def fitted_size(width: int, height: int, short: int) -> tuple[int, int]:
     """Size with the short side equal to `short` and the aspect ratio kept."""
     if width <= height:
         return short, max(short, round(height * short / width))

@@ -12,8 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from highlights.backbones.images import prepare_image
 from highlights.errors import ModelError
+from highlights.images import prepare_image
 from highlights.video import FrameGeometry
 
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_lite0", "inception_v3")
