@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from highlights.backbones import load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
@@ -192,8 +193,6 @@ def stage_clips(
     for stale in clips_dir.glob("clip-*"):
         if stale.with_suffix(".mp4") not in wanted:
             stale.unlink()
-    from tqdm import tqdm
-
     for segment, path in tqdm(
         list(zip(segments, wanted, strict=True)), desc="clips", unit="clip", disable=not progress
     ):
