@@ -118,7 +118,10 @@ def main() -> int:
         ("end-to-end detect", f"{detect_s:.2f} s, {len(result.segments)} highlight(s)"),
         ("detect / decode-only", f"{detect_s / decode_s:.2f}x"),
         ("video seconds per detect second", f"{info.duration / detect_s:.1f}x real time"),
-        ("peak memory (this process / largest child, incl. the encode)", f"{peak_self:.0f} MiB / {peak_children:.0f} MiB"),
+        (
+            "peak memory (this process / largest child, incl. the encode)",
+            f"{peak_self:.0f} MiB / {peak_children:.0f} MiB",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
