@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from highlights.config import Config
+from highlights.decisions import decide
 from highlights.errors import ConfigError, InputError
 from highlights.matches import (
     LocalInbox,
@@ -28,11 +27,10 @@ from highlights.matches import (
     s3_url,
 )
 from highlights.mediaconvert import clip_settings, reel_settings
-from highlights.results import DynamoDBResults, WindowRecord
+from highlights.results import DynamoDBResults, scores_from_records
 from highlights.sagemaker_jobs import ProcessingSettings
-from highlights.segments import Segment, find_segments, write_segments_json
+from highlights.segments import Segment
 from highlights.storage import S3Storage
-from highlights.windows import WindowScores
 
 AWS_VARIABLE = "highlights_aws"
 LOCAL_VARIABLE = "highlights_local"
@@ -327,22 +325,6 @@ def _prefixes(match: Mapping[str, Any]) -> MatchPrefixes:
 # --- aws backend: ranges and clips ------------------------------------------------------------
 
 
-def scores_from_records(records: Sequence[WindowRecord]) -> WindowScores:
-    """Per-window records (as stored in DynamoDB) back into the scores they came from."""
-    if not records:
-        raise InputError("no scored windows were recorded for this match")
-    classes = tuple(sorted(records[0].scores))
-    ordered = sorted(records, key=lambda r: r.start)
-    return WindowScores(
-        starts=np.array([r.start for r in ordered], dtype=np.float64),
-        ends=np.array([r.end for r in ordered], dtype=np.float64),
-        probabilities=np.array(
-            [[float(r.scores[c]) for c in classes] for r in ordered], dtype=np.float32
-        ),
-        classes=classes,
-    )
-
-
 def find_ranges(
     dynamodb: Any,
     s3: Any,
@@ -358,16 +340,10 @@ def find_ranges(
     missing = [t for t in targets if t not in scores.classes]
     if missing:
         raise ConfigError(f"targets {missing} are not classes of the model ({scores.classes})")
-    segments = find_segments(scores, targets, config.segments, duration)
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_segments_json(
-            Path(tmp) / "segments.json",
-            video=Path(match["key"]).name,
-            duration=duration,
-            segments=segments,
-            scores=scores,
-            targets=targets,
-            policy=config.segments,
+        path = Path(tmp) / "segments.json"
+        segments = decide(
+            scores, targets, config.segments, duration, path, video_name=Path(match["key"]).name
         )
         s3.upload_file(
             str(path),

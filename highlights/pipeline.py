@@ -20,14 +20,15 @@ from tqdm import tqdm
 from highlights.backbones import load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
+from highlights.decisions import decide
 from highlights.errors import OutputExistsError
 from highlights.features import FeatureCache, load_features, save_features
 from highlights.files import atomic_path, write_text_atomic
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
 from highlights.report import write_report
-from highlights.results import ResultsStore, SQLiteResults, window_records
-from highlights.segments import Segment, find_segments, read_segments_json, write_segments_json
+from highlights.results import ResultsStore, SQLiteResults
+from highlights.segments import Segment, read_segments_json
 from highlights.video import VideoInfo, probe
 from highlights.windows import WindowScores, score_sequence
 
@@ -160,19 +161,16 @@ def stage_segments(
     match_id: str,
 ) -> Path:
     """Merge passing windows into ranges; record every window; write `segments.json`."""
-    info = probe(video)
-    scores = load_scores(scores_path)
-    segments = find_segments(scores, targets, config.segments, info.duration)
-    store.put(window_records(match_id, scores, segments))
     path = work_dir / SEGMENTS_FILE
-    write_segments_json(
+    decide(
+        load_scores(scores_path),
+        targets,
+        config.segments,
+        probe(video).duration,
         path,
-        video=video.name,
-        duration=info.duration,
-        segments=segments,
-        scores=scores,
-        targets=targets,
-        policy=config.segments,
+        video_name=video.name,
+        match_id=match_id,
+        store=store,
     )
     return path
 

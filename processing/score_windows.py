@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from highlights.config import Config, SegmentConfig, WindowConfig
+from highlights.decisions import decide
 from highlights.errors import HighlightsError, InputError, ModelError
 from highlights.features import FeatureSequence
 from highlights.frame_capture import load_shards
-from highlights.results import DynamoDBResults, window_records
-from highlights.segments import find_segments, write_segments_json
+from highlights.results import DynamoDBResults
 from highlights.serving import (
     CONTENT_TYPES,
     DEFAULT_MAX_BYTES,
@@ -61,17 +61,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--buffer", type=float, default=defaults.segments.buffer)
     parser.add_argument("--min-length", type=float, default=defaults.segments.min_length)
     parser.add_argument("--merge-gap", type=float, default=defaults.segments.merge_gap)
-    parser.add_argument("--window-length", type=float, default=defaults.window.length,
-                        help="seconds (with --endpoint; a local --model brings its own)")
+    parser.add_argument(
+        "--window-length",
+        type=float,
+        default=defaults.window.length,
+        help="seconds (with --endpoint; a local --model brings its own)",
+    )
     parser.add_argument("--window-stride", type=float, default=defaults.window.stride)
-    parser.add_argument("--duration", type=float, default=None,
-                        help="video length in seconds (default: the end of the last frame)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="video length in seconds (default: the end of the last frame)",
+    )
     parser.add_argument("--video-name", default=None, help="for segments.json (default: match id)")
     parser.add_argument("--region", default=None)
-    parser.add_argument("--content-type", choices=CONTENT_TYPES, default=NPY,
-                        help="request format for the endpoint")
-    parser.add_argument("--endpoint-batch", type=int, default=64,
-                        help="windows per endpoint request (fewer if a request would be too big)")
+    parser.add_argument(
+        "--content-type", choices=CONTENT_TYPES, default=NPY, help="request format for the endpoint"
+    )
+    parser.add_argument(
+        "--endpoint-batch",
+        type=int,
+        default=64,
+        help="windows per endpoint request (fewer if a request would be too big)",
+    )
     parser.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_BYTES)
     return parser.parse_args(argv)
 
@@ -224,22 +237,22 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
             f"({', '.join(scores.classes)})"
         )
     duration = args.duration if args.duration is not None else float(scores.ends[-1])
-    segments = find_segments(scores, targets, policy, duration)
-    if args.table:
-        DynamoDBResults(args.table, clients("dynamodb")).put(
-            window_records(args.match_id, scores, segments)
-        )
-        log.info("%d window items written to %s", len(scores), args.table)
-    return write_segments_json(
-        args.output / SEGMENTS_FILE,
-        video=args.video_name or args.match_id,
-        duration=duration,
-        segments=segments,
-        scores=scores,
-        targets=targets,
-        policy=policy,
+    path = args.output / SEGMENTS_FILE
+    store = DynamoDBResults(args.table, clients("dynamodb")) if args.table else None
+    decide(
+        scores,
+        targets,
+        policy,
+        duration,
+        path,
+        video_name=args.video_name or args.match_id,
+        match_id=args.match_id,
+        store=store,
         model=model_info,
     )
+    if store is not None:
+        log.info("%d window items written to %s", len(scores), args.table)
+    return path
 
 
 def boto3_clients(region: str | None) -> Any:
