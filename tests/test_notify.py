@@ -328,14 +328,7 @@ def test_smtp_needs_a_host() -> None:
 
 
 @pytest.fixture
-def ses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SECURITY_TOKEN",
-        "AWS_SESSION_TOKEN",
-    ):
-        monkeypatch.setenv(name, "testing")
+def ses(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("ses", region_name="eu-west-1")
 

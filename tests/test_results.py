@@ -38,18 +38,6 @@ def scores(count: int) -> WindowScores:
     )
 
 
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SECURITY_TOKEN",
-        "AWS_SESSION_TOKEN",
-    ):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
 @pytest.fixture(params=["sqlite", "dynamodb"])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, aws_credentials: None

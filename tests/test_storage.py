@@ -19,18 +19,6 @@ from highlights.storage import LocalStorage, S3Storage, Storage
 SIGV4 = Config(signature_version="s3v4")
 
 
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SECURITY_TOKEN",
-        "AWS_SESSION_TOKEN",
-    ):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-
 @pytest.fixture(params=["local", "s3"])
 def storage(
     request: pytest.FixtureRequest, tmp_path: Path, aws_credentials: None
