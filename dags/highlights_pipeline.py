@@ -146,7 +146,12 @@ def highlights_pipeline() -> None:
             from highlights.pipeline import stage_features
 
             return str(
-                stage_features(Path(run["video"]), Path(run["work_dir"]), steps.local_config(run))
+                stage_features(
+                    Path(run["video"]),
+                    Path(run["work_dir"]),
+                    steps.local_config(run),
+                    digest=run["digest"],
+                )
             )
 
         @task

@@ -180,6 +180,7 @@ class LocalRun:
     """What every local task needs to find the files of one match."""
 
     match_id: str
+    digest: str  # the video's sha256, so the features task need not hash it again
     video: str
     out_dir: str
     work_dir: str
@@ -192,7 +193,8 @@ def claim_local_video(
     settings: LocalSettings, video: str, targets: list[str], threshold: float
 ) -> dict[str, Any]:
     """Give the video its own output folder (named by content) and mark it as taken."""
-    from highlights.pipeline import claim_output_dir, match_id_for_file
+    from highlights.features import file_sha256
+    from highlights.pipeline import claim_output_dir, match_id_for_digest
 
     path = Path(video)
     if not settings.model_dir.is_dir():
@@ -200,7 +202,8 @@ def claim_local_video(
             f"{settings.model_dir}: model folder not found; set model_dir in the "
             f"`{LOCAL_VARIABLE}` Variable to a folder made by `highlights train`"
         )
-    match_id = match_id_for_file(path)
+    digest = file_sha256(path)
+    match_id = match_id_for_digest(digest)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-") or "match"
     out_dir = settings.output_dir / f"{stem}-{match_id}"
     claim_output_dir(out_dir, match_id)
@@ -210,6 +213,7 @@ def claim_local_video(
         settings.inbox.claim(path)
     run = LocalRun(
         match_id=match_id,
+        digest=digest,
         video=str(path),
         out_dir=str(out_dir),
         work_dir=str(work_dir),
@@ -222,12 +226,13 @@ def claim_local_video(
 
 def local_config(run: Mapping[str, Any]) -> Config:
     """The detect config of a local run: the model's own rate/window, the run's threshold."""
+    from highlights.model import MANIFEST_FILE, ModelManifest
     from highlights.pipeline import config_for_model
 
     config = Config(cache_dir=Path(run["out_dir"]).parent / ".cache").replace(
         **{"segments.threshold": run["threshold"]}
     )
-    return config_for_model(config, Path(run["model_dir"]))[0]
+    return config_for_model(config, ModelManifest.read(Path(run["model_dir"]) / MANIFEST_FILE))
 
 
 # --- aws backend: uploads ---------------------------------------------------------------------

@@ -221,11 +221,14 @@ class FeatureCache:
         rate: float,
         batch_size: int = 32,
         progress: bool = False,
+        digest: str | None = None,
     ) -> FeatureSequence:
+        """`digest`: the video's sha256 when the caller already has it (hashing a match is slow)."""
         path = Path(path)
         if not path.is_file():
             probe(path)  # raises the VideoError that names the problem
-        entry = self.path_for(file_sha256(path), backbone.name, rate, backbone.weights_id)
+        digest = digest or file_sha256(path)
+        entry = self.path_for(digest, backbone.name, rate, backbone.weights_id)
         cached = self._read(entry, backbone, rate)
         if cached is not None:
             return cached

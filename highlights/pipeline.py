@@ -7,7 +7,6 @@ safely: outputs are written under a temporary name and renamed, and names are de
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
 from highlights.decisions import decide
 from highlights.errors import OutputExistsError
-from highlights.features import FeatureCache, load_features, save_features
+from highlights.features import FeatureCache, file_sha256, load_features, save_features
 from highlights.files import atomic_path, write_text_atomic
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
@@ -56,15 +55,13 @@ class DetectResult:
     notification: str
 
 
-def match_id_for_file(video: Path) -> str:
+def match_id_for_digest(digest: str) -> str:
     """A stable id for a local video: the first 16 hex digits of its content's sha256."""
-    with open(video, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+    return digest[:16]
 
 
-def config_for_model(config: Config, model_dir: Path) -> tuple[Config, ModelManifest]:
+def config_for_model(config: Config, manifest: ModelManifest) -> Config:
     """Sampling rate, window and backbone must be those the model was trained with."""
-    manifest = SequenceModel.load(model_dir).manifest
     aligned = config.replace(
         backbone=manifest.backbone,
         **{
@@ -81,7 +78,7 @@ def config_for_model(config: Config, model_dir: Path) -> tuple[Config, ModelMani
             manifest.window_length,
             manifest.window_stride,
         )
-    return aligned, manifest
+    return aligned
 
 
 def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
@@ -107,23 +104,35 @@ def _read_marker(marker: Path) -> str | None:
         return None
 
 
-def stage_features(video: Path, work_dir: Path, config: Config, progress: bool = False) -> Path:
+def stage_features(
+    video: Path, work_dir: Path, config: Config, progress: bool = False, digest: str | None = None
+) -> Path:
     """Sample frames and run the backbone (cached per video); write `features.npz`."""
-    probe(video)
     backbone = load_backbone(config.backbone, config.backbone_weights)
-    cache = FeatureCache(config.cache_dir)
-    sequence = cache.get_or_extract(
-        video, backbone, config.sampling.rate, batch_size=config.batch_size, progress=progress
+    sequence = FeatureCache(config.cache_dir).get_or_extract(
+        video,
+        backbone,
+        config.sampling.rate,
+        batch_size=config.batch_size,
+        progress=progress,
+        digest=digest,
     )
     path = work_dir / FEATURES_FILE
     save_features(sequence, path)
     return path
 
 
-def stage_scores(features_path: Path, model_dir: Path, work_dir: Path, config: Config) -> Path:
-    """Classify every window with the sequence model; write `scores.npz`."""
+def stage_scores(
+    features_path: Path,
+    model_dir: Path,
+    work_dir: Path,
+    config: Config,
+    model: SequenceModel | None = None,
+) -> Path:
+    """Classify every window with the sequence model (loaded unless given); write `scores.npz`."""
     sequence = load_features(features_path)
-    model = SequenceModel.load(model_dir, backbone=sequence.backbone)
+    if model is None or model.manifest.backbone != sequence.backbone:
+        model = SequenceModel.load(model_dir, backbone=sequence.backbone)
     scores = score_sequence(sequence, config.window, model)
     path = work_dir / SCORES_FILE
     save_scores(scores, path)
@@ -283,15 +292,17 @@ def run_detect(
 ) -> DetectResult:
     """Every stage in order, for one video on this machine."""
     info = probe(video)
-    config, _ = config_for_model(config, model_dir)
-    match_id = match_id_for_file(video)
+    model = SequenceModel.load(model_dir)
+    config = config_for_model(config, model.manifest)
+    digest = file_sha256(video)
+    match_id = match_id_for_digest(digest)
     claim_output_dir(out_dir, match_id, force=force)
     work_dir = out_dir / "work"
     work_dir.mkdir(exist_ok=True)
     store = store or SQLiteResults(out_dir / RESULTS_DB)
 
-    features = stage_features(video, work_dir, config, progress=progress)
-    scores = stage_scores(features, model_dir, work_dir, config)
+    features = stage_features(video, work_dir, config, progress=progress, digest=digest)
+    scores = stage_scores(features, model_dir, work_dir, config, model=model)
     segments_json = stage_segments(scores, video, targets, config, out_dir, store, match_id)
     clips = stage_clips(video, segments_json, out_dir, config, progress=progress)
     reel = stage_reel(clips, out_dir) if config.output.reel else None

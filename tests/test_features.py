@@ -17,6 +17,7 @@ from highlights.features import (
     FeatureSequence,
     extract_features,
     features_from_frames,
+    file_sha256,
     load_features,
     merge_features,
     save_features,
@@ -293,3 +294,13 @@ def test_features_from_other_weights_get_their_own_cache_entry(tmp_path: Path) -
     assert any("tiny_cnn-seed7" in n for n in names) and any(
         "tiny_cnn-retrained" in n for n in names
     )
+
+
+def test_a_digest_the_caller_already_has_is_the_cache_key(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path / "cache")
+    video = make_video(tmp_path / "clip.mp4", seconds=2)
+    backbone = TinyKerasBackbone()
+    given = "ab" * 32
+    cache.get_or_extract(video, backbone, 5, digest=given)
+    assert cache.path_for(given, backbone.name, 5, backbone.weights_id).is_file()
+    assert not cache.path_for(file_sha256(video), backbone.name, 5, backbone.weights_id).exists()
