@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import highlights_steps as steps
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -32,8 +32,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
 from mediaconvert import MediaConvertCreateJobOperator, MediaConvertHook
 from sagemaker_processing import SageMakerProcessingOnceOperator
-
-from highlights.config import Config
 
 
 def _aws_var(key: str) -> str:
@@ -61,10 +59,6 @@ def _local() -> steps.LocalSettings:
 def _targets(params: dict) -> list[str]:
     variable = Variable.get(steps.TARGETS_VARIABLE, default=None, deserialize_json=True)
     return steps.choose_targets(params.get("targets"), variable)
-
-
-def _config(params: dict) -> Config:
-    return Config().replace(**{"segments.threshold": params["threshold"]})
 
 
 def _s3():
@@ -316,21 +310,14 @@ def highlights_pipeline() -> None:
                 targets=_targets(params),
                 threshold=params["threshold"],
                 duration=source["duration"],
+                video_name=PurePosixPath(match["key"]).name,
                 model_uri=settings.model_data_uri or None,
                 endpoint=None if settings.model_data_uri else settings.endpoint_name,
             )
 
         @task
-        def find_ranges(match: dict, source: dict, params: dict) -> list[dict]:
-            return steps.find_ranges(
-                _client("dynamodb"),
-                _s3(),
-                _aws(),
-                match,
-                _targets(params),
-                _config(params),
-                source["duration"],
-            )
+        def find_ranges(match: dict) -> list[dict]:
+            return steps.publish_ranges(_s3(), _aws(), match)
 
         @task
         def clip_jobs(match: dict, source: dict, ranges: list[dict]) -> list[dict]:
@@ -394,7 +381,7 @@ def highlights_pipeline() -> None:
         score = SageMakerProcessingOnceOperator(
             task_id="score_windows", config=scores_job(match, source), **sagemaker_args
         )
-        ranges = find_ranges(match, source)
+        ranges = find_ranges(match)
         cut = MediaConvertCreateJobOperator.partial(task_id="cut_clip", **job_args).expand_kwargs(
             clip_jobs(match, source, ranges)
         )

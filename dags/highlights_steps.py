@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from highlights.config import Config
-from highlights.decisions import decide
 from highlights.errors import ConfigError, InputError
 from highlights.matches import (
     LocalInbox,
@@ -27,9 +26,8 @@ from highlights.matches import (
     s3_url,
 )
 from highlights.mediaconvert import clip_settings, reel_settings
-from highlights.results import DynamoDBResults, scores_from_records
 from highlights.sagemaker_jobs import ProcessingSettings
-from highlights.segments import Segment
+from highlights.segments import Segment, read_segments_json
 from highlights.storage import S3Storage
 
 AWS_VARIABLE = "highlights_aws"
@@ -330,30 +328,19 @@ def _prefixes(match: Mapping[str, Any]) -> MatchPrefixes:
 # --- aws backend: ranges and clips ------------------------------------------------------------
 
 
-def find_ranges(
-    dynamodb: Any,
-    s3: Any,
-    settings: AwsSettings,
-    match: Mapping[str, Any],
-    targets: Sequence[str],
-    config: Config,
-    duration: float,
+def publish_ranges(
+    s3: Any, settings: AwsSettings, match: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """Read the match's window items, merge passing windows into ranges, store segments.json."""
-    records = DynamoDBResults(settings.results_table, dynamodb).get(match["match_id"])
-    scores = scores_from_records(records)
-    missing = [t for t in targets if t not in scores.classes]
-    if missing:
-        raise ConfigError(f"targets {missing} are not classes of the model ({scores.classes})")
+    """The ranges the scoring job decided: its segments.json, copied beside the clips."""
+    paths = _prefixes(match)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "segments.json"
-        segments = decide(
-            scores, targets, config.segments, duration, path, video_name=Path(match["key"]).name
-        )
+        s3.download_file(settings.work_bucket, f"{paths.scores}segments.json", str(path))
+        segments = read_segments_json(path).segments
         s3.upload_file(
             str(path),
             settings.highlights_bucket,
-            f"{_prefixes(match).highlights}segments.json",
+            f"{paths.highlights}segments.json",
             ExtraArgs={"ContentType": "application/json"},
         )
     return [asdict(s) for s in segments]

@@ -15,8 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from highlights.errors import ConfigError, InputError
 from highlights.segments import Segment
 from highlights.windows import WindowScores
@@ -249,19 +247,3 @@ class DynamoDBResults:
                 f"DynamoDB table {self.table_name!r} not found: cannot {verb} results "
                 "(check the results_table setting)"
             ) from None
-
-
-def scores_from_records(records: Sequence[WindowRecord]) -> WindowScores:
-    """Per-window records (as stored in DynamoDB) back into the scores they came from."""
-    if not records:
-        raise InputError("no scored windows were recorded for this match")
-    classes = tuple(sorted(records[0].scores))
-    ordered = sorted(records, key=lambda r: r.start)
-    return WindowScores(
-        starts=np.array([r.start for r in ordered], dtype=np.float64),
-        ends=np.array([r.end for r in ordered], dtype=np.float64),
-        probabilities=np.array(
-            [[float(r.scores[c]) for c in classes] for r in ordered], dtype=np.float32
-        ),
-        classes=classes,
-    )

@@ -105,10 +105,11 @@ def scores_job(
     targets: Sequence[str],
     threshold: float,
     duration: float,
+    video_name: str,
     model_uri: str | None = None,
     endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Merge the feature shards, score every window and write the match's DynamoDB items.
+    """Merge the feature shards, score every window, write the DynamoDB items and segments.json.
 
     The model comes from `model_uri` (copied into the container) or, when only `endpoint` is
     given, from a SageMaker endpoint.
@@ -140,6 +141,8 @@ def scores_job(
             _number(threshold),
             "--duration",
             _number(duration),
+            "--video-name",
+            video_name,
             "--region",
             region,
         ],

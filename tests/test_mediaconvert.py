@@ -251,7 +251,7 @@ def test_scores_job_reads_all_shards_and_names_the_table():
     config = scores_job(
         "final-0123456789ab", "s3://w/features/m/", "s3://w/scores/m/", PROCESSING,
         table="results", region="eu-west-1", targets=["Goal", "Shot"], threshold=0.6,
-        duration=61.5, model_uri="s3://models/model.tar.gz",
+        duration=61.5, video_name="final.mp4", model_uri="s3://models/model.tar.gz",
     )  # fmt: skip
     sagemaker_validates(config)
     features = config["ProcessingInputs"][0]["S3Input"]
@@ -260,6 +260,7 @@ def test_scores_job_reads_all_shards_and_names_the_table():
     assert args[args.index("--targets") + 1] == "Goal,Shot"
     assert args[args.index("--table") + 1] == "results"
     assert args[args.index("--match-id") + 1] == "final-0123456789ab"
+    assert args[args.index("--video-name") + 1] == "final.mp4"
     assert config["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
 
 
@@ -267,7 +268,7 @@ def test_scores_job_needs_exactly_one_model_source():
     with pytest.raises(ConfigError, match="exactly one"):
         scores_job(
             "m", "s3://a/", "s3://b/", PROCESSING, table="t", region="r", targets=["Goal"],
-            threshold=0.5, duration=1.0, model_uri="s3://m", endpoint="ep",
+            threshold=0.5, duration=1.0, video_name="m.mp4", model_uri="s3://m", endpoint="ep",
         )  # fmt: skip
 
 

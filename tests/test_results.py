@@ -18,7 +18,6 @@ from highlights.results import (
     ResultsStore,
     SQLiteResults,
     WindowRecord,
-    scores_from_records,
     window_records,
 )
 from highlights.segments import Segment
@@ -210,18 +209,3 @@ def test_a_missing_dynamodb_table_is_named(aws_credentials: None) -> None:
             store.get("m1")
         with pytest.raises(ConfigError, match="'no-such-table' not found"):
             store.put(window_records("m1", scores(2), []))
-
-
-def test_stored_records_give_back_the_scores_they_came_from(store: ResultsStore) -> None:
-    original = scores(7)
-    store.put(window_records("m1", original, []))
-    restored = scores_from_records(store.get("m1"))
-    assert restored.classes == CLASSES
-    np.testing.assert_allclose(restored.starts, original.starts)
-    np.testing.assert_allclose(restored.ends, original.ends)
-    np.testing.assert_allclose(restored.probabilities, original.probabilities, atol=1e-6)
-
-
-def test_no_records_is_an_error_not_empty_scores() -> None:
-    with pytest.raises(InputError, match="no scored windows"):
-        scores_from_records([])
