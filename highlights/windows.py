@@ -33,10 +33,6 @@ class WindowScores:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def scores_for(self, target: str) -> np.ndarray:
-        """The probability of one class for every window."""
-        return self.probabilities[:, self.classes.index(target)]
-
 
 @dataclass(frozen=True)
 class Windows:
@@ -115,15 +111,16 @@ def score_sequence(
     seq: FeatureSequence, window: WindowConfig, model: Predictor, batch_size: int = 256
 ) -> WindowScores:
     """Class probabilities for every window of `seq`, built and scored one batch at a time."""
-    batches = [
-        score_windows(part, model, batch_size)
-        for part in iter_window_batches(seq, window, batch_size)
-    ]
+    starts, ends, parts = [], [], []
+    for batch in iter_window_batches(seq, window, batch_size):
+        starts.append(batch.starts)
+        ends.append(batch.ends)
+        parts.append(model.predict(batch.features))
     return WindowScores(
-        starts=np.concatenate([b.starts for b in batches]),
-        ends=np.concatenate([b.ends for b in batches]),
-        probabilities=np.concatenate([b.probabilities for b in batches]),
-        classes=tuple(model.classes),
+        starts=np.concatenate(starts),
+        ends=np.concatenate(ends),
+        probabilities=np.concatenate(parts).astype(np.float32, copy=False),
+        classes=tuple(model.classes),  # read last: an endpoint learns them from its first reply
     )
 
 

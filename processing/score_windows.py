@@ -35,7 +35,7 @@ from highlights.serving import (
     encode_windows,
     read_prediction,
 )
-from highlights.windows import WindowScores, iter_window_batches, score_sequence
+from highlights.windows import WindowScores, score_sequence
 
 log = logging.getLogger("score_windows")
 
@@ -147,23 +147,6 @@ class EndpointScorer:
         return probabilities
 
 
-def score_with_endpoint(
-    sequence: FeatureSequence, window: WindowConfig, scorer: EndpointScorer, batch_size: int = 64
-) -> WindowScores:
-    starts, ends, parts = [], [], []
-    for windows in iter_window_batches(sequence, window, batch_size):
-        starts.append(windows.starts)
-        ends.append(windows.ends)
-        parts.append(scorer.predict(windows.features))
-    assert scorer.classes is not None  # at least one window always exists
-    return WindowScores(
-        starts=np.concatenate(starts),
-        ends=np.concatenate(ends),
-        probabilities=np.concatenate(parts).astype(np.float32, copy=False),
-        classes=scorer.classes,
-    )
-
-
 # --- scoring in this process -------------------------------------------------------------------
 
 
@@ -224,7 +207,7 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
         scorer = EndpointScorer(
             clients("sagemaker-runtime"), args.endpoint, args.content_type, args.max_request_bytes
         )
-        scores = score_with_endpoint(sequence, window, scorer, args.endpoint_batch)
+        scores = score_sequence(sequence, window, scorer, args.endpoint_batch)
         model_info = {"endpoint": args.endpoint}
         log.info("%d windows scored in %d endpoint requests", len(scores), scorer.requests)
     else:
