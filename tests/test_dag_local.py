@@ -6,6 +6,7 @@ picks the video up from the watched folder, as a user's drop would be.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -78,8 +79,7 @@ def test_local_run_records_every_window(local_run):
 
     _, out, _ = local_run
     folder = match_folder(out)
-    run_marker = (folder / ".highlights-run.json").read_text()
-    match_id = run_marker.split('"')[3]
+    match_id = json.loads((folder / ".highlights-run.json").read_text())["match_id"]
     records = SQLiteResults(folder / "results.sqlite").get(match_id)
     assert len(records) >= 25  # a 30 s match, 2 s windows every 1 s
     assert any(r.picked for r in records)

@@ -8,8 +8,6 @@ from tests import airflow_env
 
 airflow_env.configure()
 
-pytest.importorskip("airflow.providers.amazon")
-
 
 @pytest.fixture(scope="module")
 def dag():

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from highlights.backbones import load_backbone
 from highlights.errors import InputError, VideoError
 from highlights.features import (
     FeatureCache,
@@ -140,8 +141,7 @@ def test_extracting_from_a_broken_video_is_a_video_error(
 
 
 def test_real_efficientnet_lite0_features(match_video: Path) -> None:
-    backbones = pytest.importorskip("highlights.backbones")
-    lite0 = backbones.load_backbone("efficientnet_lite0")
+    lite0 = load_backbone("efficientnet_lite0")
     seq = extract_features(match_video, lite0, rate=2, batch_size=4)
     assert seq.features.shape == (8, 1280) and np.all(np.isfinite(seq.features))
     event = (seq.times >= 1.0) & (seq.times <= 2.0)
