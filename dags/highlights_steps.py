@@ -191,7 +191,7 @@ def claim_local_video(
     settings: LocalSettings, video: str, targets: list[str], threshold: float
 ) -> dict[str, Any]:
     """Give the video its own output folder (named by content) and mark it as taken."""
-    from highlights.features import file_sha256
+    from highlights.files import file_sha256
     from highlights.pipeline import claim_output_dir, match_id_for_digest
 
     path = Path(video)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,14 +14,13 @@ import numpy as np
 from tqdm import tqdm
 
 from highlights.errors import InputError, VideoError
-from highlights.files import write_bytes_atomic
+from highlights.files import file_sha256, write_bytes_atomic
 from highlights.video import SampledFrame, probe, sample_frames
 
 if TYPE_CHECKING:
     from highlights.backbones import Backbone
 
 FORMAT_VERSION = 1
-HASH_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -188,15 +186,6 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
 
 
 # --- cache ---------------------------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FeatureCache:

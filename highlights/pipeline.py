@@ -21,8 +21,8 @@ from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
 from highlights.decisions import decide
 from highlights.errors import OutputExistsError
-from highlights.features import FeatureCache, file_sha256, load_features, save_features
-from highlights.files import atomic_path, write_text_atomic
+from highlights.features import FeatureCache, load_features, save_features
+from highlights.files import atomic_path, file_sha256, write_text_atomic
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
 from highlights.report import write_report

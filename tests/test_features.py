@@ -18,11 +18,11 @@ from highlights.features import (
     FeatureSequence,
     extract_features,
     features_from_frames,
-    file_sha256,
     load_features,
     merge_features,
     save_features,
 )
+from highlights.files import file_sha256
 from highlights.video import FrameGeometry, sample_frames
 from tests.media import make_event_video, make_video
 

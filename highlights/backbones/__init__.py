@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -54,9 +53,3 @@ def load_backbone(name: str, weights: Path | str | None = None) -> Backbone:
 
 def _as_path(weights: Path | str | None) -> Path | None:
     return None if weights is None else Path(weights)
-
-
-def weights_digest(path: Path) -> str:
-    """A short id for a user-named weights file, so features from other weights never mix."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:16]

@@ -16,9 +16,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from highlights.backbones import weights_digest
 from highlights.backbones.torch_weights import read_state_dict
 from highlights.errors import ModelError
+from highlights.files import file_sha256
 from highlights.video import FrameGeometry
 
 NAME = "efficientnet_lite0"
@@ -216,7 +216,7 @@ class EfficientNetLite0:
             path = Path(weights)
             state = read_state_dict(path)
         self.weights_path = path
-        self.weights_id = "imagenet" if weights is None else weights_digest(path)
+        self.weights_id = "imagenet" if weights is None else file_sha256(path)[:16]
         self.classifier = build_model()
         assign_state_dict(self.classifier, state, str(path))
         self.features = keras.Model(

@@ -12,8 +12,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from highlights.backbones import weights_digest
 from highlights.errors import ModelError
+from highlights.files import file_sha256
 from highlights.video import FrameGeometry
 
 NAME = "inception_v3"
@@ -55,7 +55,7 @@ class InceptionV3:
             self.weights_id = IMAGENET
         else:
             self.model = _from_file(Path(weights))
-            self.weights_id = weights_digest(Path(weights))
+            self.weights_id = file_sha256(Path(weights))[:16]
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(B, 299, 299, 3) uint8 RGB -> (B, 2048) float32 pooled features."""

@@ -122,10 +122,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _StorageRef(key, base.dtype, int(view_size), int(view_offset))
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(_read_bytes(path)).hexdigest()
-
-
 def read_state_dict(path: Path, sha256: str | None = None) -> dict[str, np.ndarray]:
     """Read a legacy-format PyTorch state dict into float/int numpy arrays, keyed by name.
 
