@@ -61,14 +61,6 @@ class SegmentsFile:
     model: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class _Range:
-    start: float
-    end: float
-    score: float
-    label: str
-
-
 def target_scores(scores: WindowScores, targets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Per window: the best score over the targets, and the index into `targets` of that class."""
     if not targets:
@@ -105,14 +97,14 @@ def positive_windows(
     return positive
 
 
-def _merge_ranges(ranges: Sequence[_Range], gap: float = 0.0) -> list[_Range]:
+def _merge_ranges(ranges: Sequence[Segment], gap: float = 0.0) -> list[Segment]:
     """Join ranges that overlap, touch or lie closer than `gap`; keep the best score and label."""
-    merged: list[_Range] = []
+    merged: list[Segment] = []
     for current in sorted(ranges, key=lambda r: (r.start, r.end)):
         if merged and (current.start <= merged[-1].end or current.start - merged[-1].end < gap):
             last = merged[-1]
             best = last if last.score >= current.score else current
-            merged[-1] = _Range(last.start, max(last.end, current.end), best.score, best.label)
+            merged[-1] = Segment(last.start, max(last.end, current.end), best.score, best.label)
         else:
             merged.append(current)
     return merged
@@ -132,11 +124,11 @@ def find_segments(
     starts, ends = np.asarray(scores.starts)[order], np.asarray(scores.ends)[order]
     positive = positive_windows(values, policy.threshold, policy.low_threshold)
     windows = [
-        _Range(float(starts[i]), float(ends[i]), float(values[i]), targets[int(best[i])])
+        Segment(float(starts[i]), float(ends[i]), float(values[i]), targets[int(best[i])])
         for i in np.flatnonzero(positive)
     ]
     padded = [
-        _Range(
+        Segment(
             max(0.0, r.start - policy.buffer),
             min(duration, r.end + policy.buffer),
             r.score,
@@ -144,12 +136,11 @@ def find_segments(
         )
         for r in _merge_ranges(windows)
     ]
-    kept = [
+    return [
         r
         for r in _merge_ranges([r for r in padded if r.end > r.start], policy.merge_gap)
-        if r.end - r.start >= policy.min_length
+        if r.duration >= policy.min_length
     ]
-    return [Segment(r.start, r.end, r.score, r.label) for r in kept]
 
 
 def game_time(seconds: float) -> str:
