@@ -150,38 +150,34 @@ class SQLiteResults:
         return [_from_row(match_id, s, e, json.loads(scores), p) for s, e, scores, p in rows]
 
 
-def _attribute(value: Any) -> dict[str, Any]:
-    """A Python value in DynamoDB's typed wire form (the low-level client needs it)."""
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, int | float | Decimal):
-        return {"N": str(value)}
-    if isinstance(value, dict):
-        return {"M": {k: _attribute(v) for k, v in value.items()}}
-    raise TypeError(f"cannot store {type(value).__name__} in DynamoDB")
-
-
 def dynamodb_item(record: WindowRecord) -> dict[str, Any]:
     """The item for one record: match_id S, start_ms N, end_ms N, scores M of N, picked BOOL."""
-    return {
-        "match_id": _attribute(record.match_id),
-        "start_ms": _attribute(record.start_ms),
-        "end_ms": _attribute(record.end_ms),
+    # boto3 is in the `aws` extra only, so the local pipeline never imports it.
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    plain = {
+        "match_id": record.match_id,
+        "start_ms": record.start_ms,
+        "end_ms": record.end_ms,
         # repr() of a float round-trips exactly through Decimal
-        "scores": _attribute({k: Decimal(repr(float(v))) for k, v in record.scores.items()}),
-        "picked": _attribute(record.picked),
+        "scores": {k: Decimal(repr(float(v))) for k, v in record.scores.items()},
+        "picked": record.picked,
     }
+    return {name: serializer.serialize(value) for name, value in plain.items()}
 
 
 def _from_item(item: dict[str, Any]) -> WindowRecord:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    plain = {name: deserializer.deserialize(value) for name, value in item.items()}
     return _from_row(
-        item["match_id"]["S"],
-        int(item["start_ms"]["N"]),
-        int(item["end_ms"]["N"]),
-        {k: Decimal(v["N"]) for k, v in item["scores"]["M"].items()},
-        item["picked"]["BOOL"],
+        plain["match_id"],
+        int(plain["start_ms"]),
+        int(plain["end_ms"]),
+        plain["scores"],
+        plain["picked"],
     )
 
 
