@@ -74,7 +74,7 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     video, out = Path(video), Path(out)
     info = probe(video)
     _refuse_overwriting_input(video, out)
-    last_frame = max(0.0, info.duration - 1 / (info.fps or 25))
+    last_frame = max(0.0, info.duration - 1 / info.fps)
     at = min(max(0.0, time), last_frame)
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
@@ -153,7 +153,7 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     has no audio, then H.264 + AAC."""
     first = infos[0]
     width, height = first.width // 2 * 2, first.height // 2 * 2
-    fps = first.fps or 25
+    fps = first.fps
     with_audio = any(info.has_audio for info in infos)
     inputs: list[str] = []
     graph: list[str] = []

@@ -223,13 +223,17 @@ def _display_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
     return width, height
 
 
+FALLBACK_FPS = 25.0
+
+
 def _fps(stream: av.video.stream.VideoStream, duration: float) -> float:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and rate > 0:
             return float(rate)
     if stream.frames and duration > 0:
         return stream.frames / duration
-    return 0.0
+    # Nothing in the file says: assume PAL's 25, so one-frame arithmetic downstream stays sane.
+    return FALLBACK_FPS
 
 
 # --- frame sampling ----------------------------------------------------------------------
