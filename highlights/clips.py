@@ -15,7 +15,7 @@ from pathlib import Path
 from highlights.errors import InputError, OutputExistsError, VideoError
 from highlights.files import atomic_path
 from highlights.segments import Segment
-from highlights.video import VideoInfo, ffmpeg_exe, media_path, probe, stderr_tail
+from highlights.video import VideoInfo, ffmpeg_command, media_path, probe, run_ffmpeg
 
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
 AAC = ["-c:a", "aac", "-b:a", "128k"]
@@ -43,11 +43,13 @@ def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Pa
     span = _clamp(video, segment, info)
     video_codec = ["-c:v", "copy"] if copy else H264
     command = [
-        *_ffmpeg(), "-ss", f"{span.start:.6f}", "-i", media_path(video), "-t", f"{span.length:.6f}",
-        "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn", *video_codec, *AAC,
+        *ffmpeg_command(), "-ss", f"{span.start:.6f}", "-i", media_path(video),
+        "-t", f"{span.length:.6f}", "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn",
+        *video_codec, *AAC,
     ]  # fmt: skip
     with atomic_path(out) as tmp:
-        _run([*command, *MP4, media_path(tmp)], video, f"cut {span.start:.3f}-{segment.end:.3f} s")
+        action = f"cut {span.start:.3f}-{segment.end:.3f} s"
+        run_ffmpeg([*command, *MP4, media_path(tmp)], video, action)
     return out
 
 
@@ -79,28 +81,17 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
         command = [
-            *_ffmpeg(), "-ss", f"{at:.6f}", "-i", media_path(video), "-map", "0:V:0",
+            *ffmpeg_command(), "-ss", f"{at:.6f}", "-i", media_path(video), "-map", "0:V:0",
             "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1",
             media_path(tmp),
         ]  # fmt: skip
-        _run(command, video, f"take a thumbnail at {at:.3f} s")
+        run_ffmpeg(command, video, f"take a thumbnail at {at:.3f} s")
         if tmp.stat().st_size == 0:
             raise VideoError(f"{video}: no frame to take a thumbnail from at {at:.3f} s")
     return out
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _ffmpeg() -> list[str]:
-    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
-
-
-def _run(command: list[str], subject: Path, action: str) -> None:
-    result = subprocess.run(command, capture_output=True)
-    if result.returncode != 0:
-        stderr = result.stderr.decode("utf-8", errors="replace")
-        raise VideoError(f"{subject}: ffmpeg could not {action}:\n{stderr_tail(stderr)}")
 
 
 def _refuse_overwriting_input(source: Path, out: Path) -> None:
@@ -142,7 +133,7 @@ def _concat_copy(infos: Sequence[VideoInfo], tmp: Path) -> bool:
     with tempfile.TemporaryDirectory() as folder:
         listing = _concat_list(infos, Path(folder))
         command = [
-            *_ffmpeg(), "-f", "concat", "-safe", "0", "-i", str(listing),
+            *ffmpeg_command(), "-f", "concat", "-safe", "0", "-i", str(listing),
             "-map", "0", "-c", "copy", *MP4, media_path(tmp),
         ]  # fmt: skip
         return subprocess.run(command, capture_output=True).returncode == 0
@@ -173,5 +164,5 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     outputs = "[v][a]" if with_audio else "[v]"
     graph.append(f"{pads}concat=n={len(infos)}:v=1:a={int(with_audio)}{outputs}")
     maps = ["-map", "[v]"] + (["-map", "[a]", *AAC] if with_audio else [])
-    command = [*_ffmpeg(), *inputs, "-filter_complex", ";".join(graph), *maps, *H264, *MP4]
-    _run([*command, media_path(tmp)], out, f"join {len(infos)} clips into a reel")
+    command = [*ffmpeg_command(), *inputs, "-filter_complex", ";".join(graph), *maps, *H264, *MP4]
+    run_ffmpeg([*command, media_path(tmp)], out, f"join {len(infos)} clips into a reel")

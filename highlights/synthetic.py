@@ -8,14 +8,12 @@ known times, so detection can be checked against the truth.
 from __future__ import annotations
 
 import random
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio_ffmpeg
-
 from highlights.files import atomic_path
+from highlights.video import ffmpeg_command, run_ffmpeg
 
 EVENT_CLASS = "PenaltyKick"
 BACKGROUND_CLASS = "OpenPlay"
@@ -61,27 +59,13 @@ def goal_mouth_filter(seed: int, seconds: float) -> str:
 
 
 def encode_lavfi(lavfi_graph: str, out: Path, extra: Sequence[str] = ()) -> Path:
+    """Render a lavfi filter graph to an H.264 file at `out` (written atomically)."""
     with atomic_path(out) as tmp:
-        command = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            lavfi_graph,
-            *extra,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            str(tmp),
-        ]
-        subprocess.run(command, check=True, capture_output=True)
+        command = ffmpeg_command(
+            "-f", "lavfi", "-i", lavfi_graph, *extra,
+            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(tmp),
+        )  # fmt: skip
+        run_ffmpeg(command, out, "render the synthetic video")
     return out
 
 

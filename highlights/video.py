@@ -78,6 +78,19 @@ def stderr_tail(text: str, lines: int = STDERR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
+def ffmpeg_command(*args: str) -> list[str]:
+    """An ffmpeg command line: our binary, quiet, never waiting on stdin, overwriting."""
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
+
+
+def run_ffmpeg(command: list[str], subject: Path, action: str) -> None:
+    """Run `command`; on failure raise a VideoError naming `subject` with ffmpeg's last words."""
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        stderr = result.stderr.decode("utf-8", errors="replace")
+        raise VideoError(f"{subject}: ffmpeg could not {action}:\n{stderr_tail(stderr)}")
+
+
 # --- probe -------------------------------------------------------------------------------
 
 
