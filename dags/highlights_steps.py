@@ -17,6 +17,7 @@ from typing import Any
 from highlights.config import Config
 from highlights.errors import ConfigError, InputError
 from highlights.matches import (
+    HIGHLIGHTS_ROOT,
     LocalInbox,
     Match,
     MatchPrefixes,
@@ -240,31 +241,34 @@ def claim_key(settings: AwsSettings, match_id: str) -> str:
     return f"{prefixes(match_id).highlights}{CLAIM_MARKER}"
 
 
-def _exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception as exc:
-        if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-            return False
-        raise
-    return True
-
-
 def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+def claimed_match_ids(s3: Any, settings: AwsSettings) -> set[str]:
+    """Matches some run has claimed: the claim marker is the first object in a match's folder,
+    so the folders under `highlights/` are the claimed ids (one LIST, not a HEAD per upload)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    return {
+        folder["Prefix"][len(HIGHLIGHTS_ROOT) :].rstrip("/")
+        for page in paginator.paginate(
+            Bucket=settings.highlights_bucket, Prefix=HIGHLIGHTS_ROOT, Delimiter="/"
+        )
+        for folder in page.get("CommonPrefixes", [])
+    }
+
+
 def unclaimed_uploads(s3: Any, settings: AwsSettings, files: Sequence[Mapping[str, Any]]) -> list:
     """Of the objects an S3 sensor saw (Key, ETag), the videos no run has claimed yet."""
-    fresh = []
-    for item in files:
-        key, etag = item.get("Key"), item.get("ETag")
-        if not key or not etag or not is_video_key(key):
-            continue
-        match = match_for_object(key, etag)
-        if not _exists(s3, settings.highlights_bucket, claim_key(settings, match.match_id)):
-            fresh.append(key)
-    return sorted(fresh)
+    claimed = claimed_match_ids(s3, settings)
+    return sorted(
+        item["Key"]
+        for item in files
+        if item.get("Key")
+        and item.get("ETag")
+        and is_video_key(item["Key"])
+        and match_for_object(item["Key"], item["ETag"]).match_id not in claimed
+    )
 
 
 def list_uploads(s3: Any, settings: AwsSettings) -> list[dict[str, Any]]:
@@ -413,7 +417,7 @@ def send_email_once(
     from highlights.notify import SesNotifier, build_notification
 
     marker = _prefixes(match).email_marker
-    if _exists(s3, settings.highlights_bucket, marker):
+    if S3Storage(settings.highlights_bucket, s3).exists(marker):
         sent = _read_json(s3, settings.highlights_bucket, marker)
         return f"already sent: {sent.get('message')}"
     clips, extra = presigned_links(s3, settings, match, len(segments))

@@ -83,6 +83,9 @@ def match_for_object(key: str, etag: str) -> Match:
     return Match(match_id=match_id(key, etag), key=key, etag=etag.strip().strip('"'))
 
 
+HIGHLIGHTS_ROOT = "highlights/"  # one folder per match below it, in the highlights bucket
+
+
 def prefixes(match: Match | str) -> MatchPrefixes:
     """Where every output of the match lives; the same id always gives the same prefixes."""
     mid = match.match_id if isinstance(match, Match) else match
@@ -90,7 +93,7 @@ def prefixes(match: Match | str) -> MatchPrefixes:
         frames=f"frames/{mid}/",
         features=f"features/{mid}/",
         scores=f"scores/{mid}/",
-        highlights=f"highlights/{mid}/",
+        highlights=f"{HIGHLIGHTS_ROOT}{mid}/",
     )
 
 
