@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -106,8 +106,10 @@ def _embed(backbone: Backbone, images: np.ndarray) -> np.ndarray:
 # --- files ---------------------------------------------------------------------------------
 
 
-def save_features(seq: FeatureSequence, path: Path) -> Path:
-    """Write `seq` to an .npz file, atomically."""
+def save_features(
+    seq: FeatureSequence, path: Path, extra: Mapping[str, np.ndarray] | None = None
+) -> Path:
+    """Write `seq` (and any `extra` arrays, e.g. a shard's frame indices) to .npz, atomically."""
     buffer = io.BytesIO()
     np.savez(
         buffer,
@@ -116,6 +118,7 @@ def save_features(seq: FeatureSequence, path: Path) -> Path:
         features=np.asarray(seq.features, dtype=np.float32),
         backbone=np.str_(seq.backbone),
         rate=np.float64(seq.rate),
+        **(extra or {}),
     )
     return write_bytes_atomic(Path(path), buffer.getvalue())
 

@@ -10,7 +10,6 @@ plus the frame indices); `load_shards` merges every shard of a folder back into 
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,8 +19,7 @@ import av
 import numpy as np
 
 from highlights.errors import InputError, VideoError
-from highlights.features import FORMAT_VERSION, FeatureSequence, load_features, merge_features
-from highlights.files import write_bytes_atomic
+from highlights.features import FeatureSequence, load_features, merge_features, save_features
 from highlights.images import fit_picture
 from highlights.video import FrameGeometry, SampledFrame
 
@@ -124,17 +122,7 @@ def frame_indices(times: np.ndarray, rate: float) -> np.ndarray:
 
 def save_shard(seq: FeatureSequence, path: Path) -> Path:
     """Write one instance's features with their frame indices; `load_features` reads it too."""
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        version=np.int64(FORMAT_VERSION),
-        indices=frame_indices(seq.times, seq.rate),
-        times=np.asarray(seq.times, dtype=np.float64),
-        features=np.asarray(seq.features, dtype=np.float32),
-        backbone=np.str_(seq.backbone),
-        rate=np.float64(seq.rate),
-    )
-    return write_bytes_atomic(Path(path), buffer.getvalue())
+    return save_features(seq, path, extra={"indices": frame_indices(seq.times, seq.rate)})
 
 
 def load_shard(path: Path) -> tuple[np.ndarray, FeatureSequence]:
