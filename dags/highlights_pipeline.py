@@ -335,22 +335,12 @@ def highlights_pipeline() -> None:
             return steps.send_email_once(_s3(), _client("ses"), _aws(), match, ranges)
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
-        def delete_frames(match: dict | None) -> int:
+        def delete_scratch(match: dict | None, folder: str) -> int:
+            """Remove one of the match's scratch folders (frames, features, scores)."""
             if not match:
                 raise AirflowSkipException("no upload was claimed")
-            settings = _aws()
-            return steps.delete_prefix(
-                _s3(), settings.work_bucket, steps.prefixes(match["match_id"]).frames
-            )
-
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def delete_features(match: dict | None) -> int:
-            if not match:
-                raise AirflowSkipException("no upload was claimed")
-            settings = _aws()
-            return steps.delete_prefix(
-                _s3(), settings.work_bucket, steps.prefixes(match["match_id"]).features
-            )
+            prefix = getattr(steps.prefixes(match["match_id"]), folder)
+            return steps.delete_prefix(_s3(), _aws().work_bucket, prefix)
 
         job_args = {
             "role_arn": _aws_var("mediaconvert_role_arn"),
@@ -396,8 +386,9 @@ def highlights_pipeline() -> None:
         branch >> wait_for_upload >> match
         capture >> extract >> score >> ranges
         [cut, reel] >> sent
-        extract >> delete_frames(match)
-        score >> delete_features(match)
+        extract >> delete_scratch.override(task_id="delete_frames")(match, "frames")
+        score >> delete_scratch.override(task_id="delete_features")(match, "features")
+        ranges >> delete_scratch.override(task_id="delete_scores")(match, "scores")
 
 
 highlights_pipeline()

@@ -322,6 +322,7 @@ def match_info(settings: AwsSettings, match: Match) -> dict[str, Any]:
         "features_url": s3_url(settings.work_bucket, paths.features),
         "scores_url": s3_url(settings.work_bucket, paths.scores),
         "highlights_url": s3_url(settings.highlights_bucket, paths.highlights),
+        "highlights_bucket": settings.highlights_bucket,
     }
 
 
@@ -335,18 +336,28 @@ def _prefixes(match: Mapping[str, Any]) -> MatchPrefixes:
 def publish_ranges(
     s3: Any, settings: AwsSettings, match: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """The ranges the scoring job decided: its segments.json, copied beside the clips."""
+    """The ranges the scoring job decided: its segments.json, copied beside the clips.
+
+    A re-run adopts the finished scoring job, whose work copy the cleanup may have deleted;
+    then the copy published by the first run is the decision.
+    """
     paths = _prefixes(match)
+    published = f"{paths.highlights}segments.json"
+    work = S3Storage(settings.work_bucket, s3)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "segments.json"
-        s3.download_file(settings.work_bucket, f"{paths.scores}segments.json", str(path))
+        try:
+            work.get_file(f"{paths.scores}segments.json", path)
+        except InputError:
+            S3Storage(settings.highlights_bucket, s3).get_file(published, path)
+        else:
+            s3.upload_file(
+                str(path),
+                settings.highlights_bucket,
+                published,
+                ExtraArgs={"ContentType": "application/json"},
+            )
         segments = read_segments_json(path).segments
-        s3.upload_file(
-            str(path),
-            settings.highlights_bucket,
-            f"{paths.highlights}segments.json",
-            ExtraArgs={"ContentType": "application/json"},
-        )
     return [asdict(s) for s in segments]
 
 
@@ -355,7 +366,7 @@ def clip_jobs(
 ) -> list[dict[str, Any]]:
     """One MediaConvert job request per range, for `.expand_kwargs`: settings and purpose."""
     paths = _prefixes(match)
-    bucket = match["highlights_url"].split("/")[2]
+    bucket = match["highlights_bucket"]
     return [
         {
             "settings": clip_settings(
@@ -377,7 +388,7 @@ def reel_job(
     """The reel's job settings, or None when nothing was detected."""
     if not segments:
         return None
-    bucket = match["highlights_url"].split("/")[2]
+    bucket = match["highlights_bucket"]
     return reel_settings(
         match["source_url"],
         [Segment(**s) for s in segments],

@@ -544,10 +544,11 @@ def test_presigned_clip_link_downloads_the_clip(world, first_run):
         assert len(response.read()) > 1000
 
 
-def test_cleanup_deletes_frames_and_features(world, first_run):
+def test_cleanup_deletes_frames_features_and_scores(world, first_run):
     _, match_id = first_run
     assert world.keys("match-work", f"frames/{match_id}/") == []
     assert world.keys("match-work", f"features/{match_id}/") == []
+    assert world.keys("match-work", f"scores/{match_id}/") == []
     assert world.keys("match-highlights", f"highlights/{match_id}/clips/")
 
 

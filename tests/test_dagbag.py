@@ -61,7 +61,7 @@ def test_one_clipping_job_per_range_is_a_mapped_task(dag):
 
 
 def test_cleanup_runs_whatever_happened(dag):
-    for task_id in ("aws.delete_frames", "aws.delete_features"):
+    for task_id in ("aws.delete_frames", "aws.delete_features", "aws.delete_scores"):
         assert dag.get_task(task_id).trigger_rule == "all_done"
 
 
