@@ -114,16 +114,21 @@ class S3Storage:
         self.client.upload_file(str(_check_local_source(local)), self.bucket, self.object_key(key))
 
     def get_file(self, key: str, local: Path) -> None:
-        if not self.exists(key):
-            raise InputError(f"s3://{self.bucket}/{self.object_key(key)}: not found")
         with atomic_path(Path(local)) as tmp:
-            self.client.download_file(self.bucket, self.object_key(key), str(tmp))
+            try:
+                self.client.download_file(self.bucket, self.object_key(key), str(tmp))
+            except Exception as exc:
+                if _not_found(exc):
+                    raise InputError(
+                        f"s3://{self.bucket}/{self.object_key(key)}: not found"
+                    ) from None
+                raise
 
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
         except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if _not_found(exc):
                 return False
             raise
         return True
@@ -151,3 +156,8 @@ class S3Storage:
                 "buckets: create it with botocore.config.Config(signature_version='s3v4')"
             )
         return url
+
+
+def _not_found(exc: Exception) -> bool:
+    """Whether a botocore error means the object is not there (HEAD says 404, GET NoSuchKey)."""
+    return getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey")
