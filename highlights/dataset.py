@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from highlights.errors import DatasetError
+from highlights.video import VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm"})
 SPLIT_FOLDER = "ucfTrainTestlist"
 _GROUP = re.compile(r"_g(\d+)_c\d+$")
 

@@ -18,8 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from highlights.errors import InputError
 from highlights.files import write_text_atomic
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".ts", ".mpg", ".mpeg")
+from highlights.video import VIDEO_SUFFIXES
 
 _STEM_CHARS = 20  # keeps "<purpose>-<id>-<timestamp>" job names within SageMaker's 63
 _DIGEST_CHARS = 12

@@ -30,6 +30,12 @@ NOT_MOTION_VIDEO = av.stream.Disposition.attached_pic | av.stream.Disposition.ti
 STDERR_TAIL_LINES = 8
 
 
+# File endings we treat as video wherever files are picked from a folder or a bucket.
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".mxf"}
+)
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What we need to know about a video before processing it."""

@@ -22,13 +22,13 @@ from highlights.config import Config
 from highlights.errors import HighlightsError, InputError
 from highlights.features import FeatureSequence, extract_features, features_from_frames
 from highlights.frame_capture import iter_captured_frames, list_captured_frames, save_shard
+from highlights.video import VIDEO_SUFFIXES
 
 log = logging.getLogger("extract_features")
 
 DEFAULT_INPUT = Path("/opt/ml/processing/input")
 DEFAULT_OUTPUT = Path("/opt/ml/processing/output")
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".ts", ".mts", ".webm", ".mxf")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,8 +43,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="frames per second of the frame capture (or of sampling a video)",
     )
     parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=defaults.backbone)
-    parser.add_argument("--weights", default=None,
-                        help="backbone weights file (default: the packaged weights)")
+    parser.add_argument(
+        "--weights", default=None, help="backbone weights file (default: the packaged weights)"
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--shard-name", default=None, help="names the output file")
     parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
@@ -90,8 +91,7 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
     if video is not None:
         log.info("sampling %s at %g frames/s", video, args.capture_rate)
         return extract_features(video, backbone, args.capture_rate, args.batch_size)
-    log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence,
-             frames[-1].sequence)
+    log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence, frames[-1].sequence)
     images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
     return features_from_frames(images, backbone, args.capture_rate, args.batch_size)
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import imageio_ffmpeg
 
+from highlights.video import VIDEO_SUFFIXES
+
 SHARED_VIDEOS_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 # Event spans look nothing like the background: a moving, colourful test card against
 # a flat, noisy green "pitch".
