@@ -28,3 +28,12 @@ def prepare_image(image: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
     return fit_picture(
         av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24"), geometry
     )
+
+
+def check_batch(images: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
+    """A backbone's input batch, (B, crop, crop, 3), as float32; a wrong shape is a caller bug."""
+    images = np.asarray(images)
+    crop = geometry.crop
+    if images.ndim != 4 or images.shape[1:] != (crop, crop, 3):
+        raise ValueError(f"expected a batch of shape (B, {crop}, {crop}, 3), got {images.shape}")
+    return images.astype(np.float32)

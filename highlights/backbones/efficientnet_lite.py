@@ -19,6 +19,7 @@ import numpy as np
 from highlights.backbones.torch_weights import read_state_dict
 from highlights.errors import ModelError
 from highlights.files import file_sha256
+from highlights.images import check_batch
 from highlights.video import FrameGeometry
 
 NAME = "efficientnet_lite0"
@@ -225,24 +226,17 @@ class EfficientNetLite0:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(B, 224, 224, 3) uint8 RGB -> (B, 1280) float32 pooled features."""
-        batch = _check_batch(images, self.geometry.crop)
+        batch = check_batch(images, self.geometry)
         if len(batch) == 0:
             return np.zeros((0, self.feature_dim), np.float32)
         return np.asarray(self.features.predict_on_batch(batch), dtype=np.float32)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """(B, 224, 224, 3) uint8 RGB -> (B, 1000) ImageNet logits."""
-        batch = _check_batch(images, self.geometry.crop)
+        batch = check_batch(images, self.geometry)
         return np.asarray(self.classifier.predict_on_batch(batch), dtype=np.float32)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         logits = self.logits(images)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _check_batch(images: np.ndarray, crop: int) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (crop, crop, 3):
-        raise ValueError(f"expected a batch of shape (B, {crop}, {crop}, 3), got {images.shape}")
-    return images.astype(np.float32)

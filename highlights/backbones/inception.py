@@ -14,6 +14,7 @@ import numpy as np
 
 from highlights.errors import ModelError
 from highlights.files import file_sha256
+from highlights.images import check_batch
 from highlights.video import FrameGeometry
 
 NAME = "inception_v3"
@@ -59,15 +60,10 @@ class InceptionV3:
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(B, 299, 299, 3) uint8 RGB -> (B, 2048) float32 pooled features."""
-        images = np.asarray(images)
-        crop = self.geometry.crop
-        if images.ndim != 4 or images.shape[1:] != (crop, crop, 3):
-            raise ValueError(
-                f"expected a batch of shape (B, {crop}, {crop}, 3), got {images.shape}"
-            )
-        if len(images) == 0:
+        batch = check_batch(images, self.geometry)
+        if len(batch) == 0:
             return np.zeros((0, self.feature_dim), np.float32)
-        batch = keras.applications.inception_v3.preprocess_input(images.astype(np.float32))
+        batch = keras.applications.inception_v3.preprocess_input(batch)
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
 
 
