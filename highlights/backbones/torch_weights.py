@@ -8,12 +8,18 @@ Legacy layout (torch < 1.6, `_use_new_zipfile_serialization=False`): five pickle
 (magic number, protocol version, system info, the state dict with storages as persistent ids,
 the list of storage keys), then each storage's raw bytes in key order, each preceded by its
 element count as a little-endian int64.
+
+The header is untrusted too: every storage view and tensor is checked against the bytes the file
+really holds (offsets and extents inside their storage, strides that never make two elements of a
+tensor share memory) and the arrays it asks for may not add up to more than a small multiple of the
+file's size, all before a single array is made.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
 import pickle
 import struct
 import zipfile
@@ -28,6 +34,9 @@ from highlights.errors import ModelError
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
+# Tensors never overlap, so each fits in its storage; only several tensors over one storage (tied
+# weights) can ask for more bytes than the file holds. Allow that, within reason.
+_MAX_EXPANSION = 4
 
 _STORAGE_DTYPES: dict[str, np.dtype[Any]] = {
     "FloatStorage": np.dtype("<f4"),
@@ -87,6 +96,32 @@ def _rebuild_tensor(
     return _TensorRef(storage, offset, shape, strides)
 
 
+def _check_tensor(tensor: _TensorRef, name: str) -> int:
+    """Refuse a tensor that reaches outside its storage view or whose elements overlap;
+    return its element count (which then cannot exceed the view's)."""
+    shape, strides = tensor.shape, tensor.stride
+    if 0 in shape:
+        return 0
+    # Dimensions of size 1 never step; the others, by increasing stride, must each step past
+    # everything the smaller ones reach, or two indices would read the same element.
+    reach = 0
+    for size, stride in sorted(
+        (d for d in zip(shape, strides, strict=True) if d[0] > 1), key=lambda d: d[1]
+    ):
+        if stride <= reach:
+            raise _Refused(
+                f"tensor {name} has strides {strides} for shape {shape}: its elements overlap "
+                "(a zero or too small stride repeats data instead of storing it)"
+            )
+        reach += (size - 1) * stride
+    if tensor.offset + reach >= tensor.storage.numel:
+        raise _Refused(
+            f"tensor {name} (offset {tensor.offset}, shape {shape}, strides {strides}) reaches "
+            f"past the end of its storage of {tensor.storage.numel} elements"
+        )
+    return math.prod(shape)
+
+
 _ALLOWED_CALLABLES = {
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -112,14 +147,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
             raise _Refused(f"unsupported persistent id {pid!r:.80}")
         _, storage_type, key, _location, numel, view = pid
-        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int):
+        if not isinstance(storage_type, _StorageType) or not isinstance(numel, int) or numel < 0:
             raise _Refused("a storage record is malformed")
         key = str(key)
         base = self._storages.setdefault(key, _StorageRef(key, storage_type.dtype, numel, 0))
+        if (base.dtype, base.numel) != (storage_type.dtype, numel):
+            raise _Refused(f"storage {key} is declared twice with different types or sizes")
         if view is None:
             return base
+        if not (isinstance(view, tuple) and len(view) == 3):
+            raise _Refused(f"storage {key} has a malformed view record")
         _view_key, view_offset, view_size = view
-        return _StorageRef(key, base.dtype, int(view_size), int(view_offset))
+        if not (isinstance(view_offset, int) and isinstance(view_size, int)):
+            raise _Refused(f"storage {key} has a malformed view record")
+        if view_offset < 0 or view_size < 0 or view_offset + view_size > numel:
+            raise _Refused(
+                f"a view of storage {key} (elements {view_offset} to {view_offset + view_size}) "
+                f"lies outside the storage's {numel} elements"
+            )
+        return _StorageRef(key, base.dtype, view_size, view_offset)
 
 
 def read_state_dict(path: Path, sha256: str | None = None) -> dict[str, np.ndarray]:
@@ -142,7 +188,7 @@ def read_state_dict(path: Path, sha256: str | None = None) -> dict[str, np.ndarr
             "is read here: re-save it with torch.save(..., _use_new_zipfile_serialization=False)"
         )
     try:
-        return _parse_legacy(io.BytesIO(data))
+        return _parse_legacy(io.BytesIO(data), budget=_MAX_EXPANSION * len(data))
     except _Refused as exc:
         raise ModelError(f"{path}: refused to load PyTorch weights: {exc}") from None
     except (
@@ -173,7 +219,8 @@ def _read_bytes(path: Path) -> bytes:
         raise ModelError(f"{path}: cannot read weights file: {exc.strerror}") from None
 
 
-def _parse_legacy(stream: io.BytesIO) -> dict[str, np.ndarray]:
+def _parse_legacy(stream: io.BytesIO, budget: int) -> dict[str, np.ndarray]:
+    """The state dict in `stream`; its arrays may take at most `budget` bytes in all."""
     if _RestrictedUnpickler(stream).load() != _MAGIC_NUMBER:
         raise _Refused("it does not start with the PyTorch magic number")
     if _RestrictedUnpickler(stream).load() != _PROTOCOL_VERSION:
@@ -186,13 +233,19 @@ def _parse_legacy(stream: io.BytesIO) -> dict[str, np.ndarray]:
     keys = _RestrictedUnpickler(stream).load()
     if not isinstance(state, dict) or not isinstance(keys, list):
         raise _Refused("it does not hold a state dict")
-    buffers = _read_storages(stream, [str(k) for k in keys], storages)
-    arrays: dict[str, np.ndarray] = {}
+    wanted = 0
     for name, tensor in state.items():
         if not isinstance(name, str) or not isinstance(tensor, _TensorRef):
             raise _Refused(f"entry {name!r:.80} is not a named tensor")
-        arrays[name] = _materialise(tensor, buffers[tensor.storage.key], name)
-    return arrays
+        wanted += _check_tensor(tensor, name) * tensor.storage.dtype.itemsize
+    if wanted > budget:
+        raise _Refused(
+            f"its tensors ask for {wanted} bytes, more than {_MAX_EXPANSION} times the file's size"
+        )
+    buffers = _read_storages(stream, [str(k) for k in keys], storages)
+    return {
+        name: _materialise(tensor, buffers[tensor.storage.key]) for name, tensor in state.items()
+    }
 
 
 def _read_storages(
@@ -215,13 +268,11 @@ def _read_storages(
     return buffers
 
 
-def _materialise(tensor: _TensorRef, buffer: np.ndarray, name: str) -> np.ndarray:
-    start = tensor.storage.offset + tensor.offset
+def _materialise(tensor: _TensorRef, buffer: np.ndarray) -> np.ndarray:
+    """A copy of a tensor `_check_tensor` accepted (so it lies inside `buffer`)."""
     if 0 in tensor.shape:
         return np.zeros(tensor.shape, dtype=buffer.dtype)
-    last = start + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride, strict=True))
-    if last >= buffer.size:
-        raise _Refused(f"tensor {name} reaches past the end of its storage")
+    start = tensor.storage.offset + tensor.offset
     view = np.lib.stride_tricks.as_strided(
         buffer[start:],
         shape=tensor.shape,
