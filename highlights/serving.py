@@ -10,7 +10,11 @@ Request: a batch of windows, each `steps` feature vectors of `feature_dim` value
 Response (`application/json`): `{"classes": [...], "probabilities": [[...], ...]}`,
 one row per window.
 
-Bad payloads get 400 with `{"error": "..."}`; an unsupported content type gets 415.
+Bad payloads get 400 with `{"error": "..."}`; an unsupported content type gets 415. Every
+other error (an unknown path, a wrong method, a failure inside the model) is answered in JSON
+too, never with an HTML page. Nothing is allocated from what a body merely declares: an .npy
+header's shape must match the bytes that follow it, and JSON nested deeper than a window batch
+can be is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import argparse
 import csv
 import io
 import json
+import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import Flask, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from highlights.errors import InputError
 from highlights.windows import Predictor
@@ -41,6 +47,8 @@ CONTENT_TYPES = (JSON, CSV, NPY)
 DEFAULT_MAX_BYTES = 6 * 1024 * 1024  # SageMaker's own limit for a real-time InvokeEndpoint payload
 DEFAULT_MODEL_DIR = Path("/opt/ml/model")
 DEFAULT_PORT = 8080
+
+log = logging.getLogger(__name__)
 
 
 class PayloadError(InputError):
@@ -107,6 +115,10 @@ def _read_json(body: bytes, shape: WindowShape) -> np.ndarray:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise PayloadError(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError(
+            f"the JSON body is nested far deeper than windows {shape.describe()} can be"
+        ) from None
     if isinstance(document, dict):
         if "instances" not in document:
             raise PayloadError('a JSON object must hold the windows under "instances"')
@@ -145,16 +157,33 @@ def _read_csv(body: bytes, shape: WindowShape) -> np.ndarray:
     return np.stack(rows).reshape(len(rows), shape.steps, shape.feature_dim)
 
 
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
 def _read_npy(body: bytes, shape: WindowShape) -> np.ndarray:
+    """The array in an .npy body, read in place once its header is shown to fit the body."""
+    stream = io.BytesIO(body)
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        version = np.lib.format.read_magic(stream)
+        if version not in _NPY_HEADER_READERS:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not read here")
+        dims, fortran_order, dtype = _NPY_HEADER_READERS[version](stream)
     except (ValueError, OSError, EOFError) as exc:
         raise PayloadError(f"the body is not a .npy array: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        raise PayloadError("the body must be a single .npy array, not an .npz archive")
-    if array.dtype.kind not in "fiu":
-        raise PayloadError(f"the .npy array must be numeric, got dtype {array.dtype}")
-    return array
+    if dtype.kind not in "fiu":
+        raise PayloadError(f"the body is not a .npy array of numbers (its dtype is {dtype})")
+    count = math.prod(dims)
+    data = len(body) - stream.tell()
+    if min(dims, default=0) < 0 or count * dtype.itemsize != data:
+        raise PayloadError(
+            f"the .npy header declares an array of shape {dims} and dtype {dtype} "
+            f"({count * dtype.itemsize} bytes), but {data} bytes follow it"
+        )
+    array = np.frombuffer(body, dtype=dtype, count=count, offset=stream.tell())
+    return array.reshape(dims, order="F" if fortran_order else "C")
 
 
 def encode_windows(windows: np.ndarray, content_type: str) -> bytes:
@@ -217,7 +246,7 @@ def create_app(
         if not accepts_json(accept):
             return _json({"error": f"responses are {JSON}; cannot answer Accept {accept!r}"}, 406)
         try:
-            windows = parse_windows(request.get_data(), request.content_type, shape)
+            windows = parse_windows(_read_body(max_bytes), request.content_type, shape)
         except UnsupportedContentType as exc:
             return _json({"error": str(exc)}, 415)
         except PayloadError as exc:
@@ -228,7 +257,31 @@ def create_app(
     def too_large(_: RequestEntityTooLarge) -> Response:
         return _json({"error": f"the request body is larger than {max_bytes} bytes"}, 400)
 
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        return _json({"error": f"{error.name}: {error.description}"}, error.code or 500)
+
+    @app.errorhandler(Exception)
+    def internal_error(error: Exception) -> Response:
+        log.exception("request %s %s failed", request.method, request.path)
+        return _json({"error": f"internal error: {type(error).__name__}"}, 500)
+
     return app
+
+
+def _read_body(max_bytes: int) -> bytes:
+    """The request body, refused as soon as it passes `max_bytes`.
+
+    Werkzeug checks a declared Content-Length against MAX_CONTENT_LENGTH, but passes a chunked
+    body (which gunicorn has already de-chunked) through unbounded, so count what arrives.
+    """
+    parts, size = [], 0
+    while chunk := request.stream.read(min(64 * 1024, max_bytes + 1 - size)):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestEntityTooLarge()
+    return b"".join(parts)
 
 
 def _json(document: Mapping[str, Any], status: int) -> Response:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import io
+import itertools
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +31,7 @@ from highlights.serving import (
     UnsupportedContentType,
     WindowShape,
     accepts_json,
+    create_app,
     encode_windows,
     parse_server_options,
     parse_windows,
@@ -119,6 +123,49 @@ def test_npy_with_pickled_objects_is_refused() -> None:
         parse_windows(buffer.getvalue(), NPY, SHAPE)
 
 
+def lying_npy(declared: tuple[int, ...], windows_held: int = 1) -> bytes:
+    """An .npy body whose header declares `declared` but which holds a few windows' bytes."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f4", "fortran_order": False, "shape": declared}
+    )
+    return buffer.getvalue() + windows(windows_held).tobytes()
+
+
+def deep_json(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_npy_whose_header_outgrows_its_body_is_refused_before_allocating() -> None:
+    # The header asks for 64 MB; the body holds one window. Nothing that size may be made.
+    body = lying_npy((100_000, STEPS, FEATURE_DIM))
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadError, match=r"\(100000, 10, 16\).*64000000 bytes.*640 bytes"):
+            parse_windows(body, NPY, SHAPE)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_npy_shorter_than_its_header_is_refused() -> None:
+    with pytest.raises(PayloadError, match="declares an array of shape"):
+        parse_windows(lying_npy((1, STEPS, FEATURE_DIM), windows_held=2), NPY, SHAPE)
+
+
+def test_fortran_ordered_npy_reads_as_the_same_windows() -> None:
+    batch = windows(2)
+    buffer = io.BytesIO()
+    np.save(buffer, np.asfortranarray(batch))
+    np.testing.assert_array_equal(parse_windows(buffer.getvalue(), NPY, SHAPE), batch)
+
+
+def test_deeply_nested_json_is_refused() -> None:
+    with pytest.raises(PayloadError, match="nested far deeper"):
+        parse_windows(deep_json(10_000), JSON, SHAPE)
+
+
 def test_non_finite_values_are_refused() -> None:
     batch = windows(1)
     batch[0, 0, 0] = np.nan
@@ -166,8 +213,9 @@ def free_port() -> int:
 
 
 def request(url: str, body: bytes | None = None, content_type: str | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+            headers: dict[str, str] | None = None, method: str | None = None) -> tuple[int, bytes]:
+    method = method or ("POST" if body is not None else "GET")
+    req = urllib.request.Request(url, data=body, method=method)
     if content_type:
         req.add_header("Content-Type", content_type)
     for name, value in (headers or {}).items():
@@ -278,6 +326,73 @@ def test_unanswerable_accept_gets_406(server: str) -> None:
     status, _ = request(f"{server}/invocations", encode_windows(windows(1), NPY), NPY,
                         headers={"Accept": "text/csv"})
     assert status == 406
+
+
+def json_error(body: bytes) -> str:
+    """The message of a JSON error body (fails on an HTML page)."""
+    return json.loads(body)["error"]
+
+
+def test_npy_with_a_lying_header_gets_400_in_json(server: str) -> None:
+    # 10^6 x 10^6 windows: 640 TB declared in a body of one window
+    body = lying_npy((10**6, 10**6, FEATURE_DIM))
+    status, answer = request(f"{server}/invocations", body, NPY)
+    assert status == 400
+    assert "declares an array of shape" in json_error(answer)
+
+
+def test_10000_deep_json_gets_400_in_json(server: str) -> None:
+    status, answer = request(f"{server}/invocations", deep_json(10_000), JSON)
+    assert status == 400
+    assert "nested far deeper" in json_error(answer)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "expected"),
+    [("/nowhere", "GET", 404), ("/invocations", "GET", 405), ("/ping", "DELETE", 405)],
+)
+def test_unknown_paths_and_methods_are_answered_in_json(
+    server: str, path: str, method: str, expected: int
+) -> None:
+    status, answer = request(f"{server}{path}", method=method)
+    assert status == expected
+    assert json_error(answer)
+
+
+def test_an_oversized_chunked_body_gets_400_in_json(server: str) -> None:
+    # No Content-Length to refuse up front: the limit must hold while the body streams in.
+    host, port = server.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    chunks = (b"[" + b"0," * 50_000 + b"0]" for _ in range(1))
+    padding = (b" " * 50_000 for _ in range(MAX_BYTES // 50_000 + 2))
+    connection.request(
+        "POST", "/invocations", body=itertools.chain(chunks, padding),
+        headers={"Content-Type": JSON}, encode_chunked=True,
+    )  # fmt: skip
+    response = connection.getresponse()
+    answer = response.read()
+    connection.close()
+    assert response.status == 400
+    assert f"larger than {MAX_BYTES} bytes" in json_error(answer)
+
+
+class _BrokenModel:
+    """A model whose prediction fails the way a bug inside the server would."""
+
+    classes = CLASSES
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        raise RuntimeError("tensor exploded")
+
+
+def test_an_unexpected_failure_is_a_json_500_without_internals() -> None:
+    client = create_app(_BrokenModel(), SHAPE, MAX_BYTES).test_client()
+    response = client.post(
+        "/invocations", data=encode_windows(windows(1), NPY), content_type=NPY
+    )
+    assert response.status_code == 500
+    assert response.mimetype == JSON
+    assert response.get_json() == {"error": "internal error: RuntimeError"}
 
 
 def test_serve_refuses_a_missing_model_folder(tmp_path: Path) -> None:
