@@ -4,13 +4,20 @@
 RFC 5322 .eml file (locally, no server needed), `SmtpNotifier` sends through an SMTP server,
 `SesNotifier` sends through Amazon SES. Sending the same notification twice sends two mails:
 deciding whether to send again is the caller's job.
+
+Header values are built from names we do not control (a video may be called anything the
+filesystem allows, line breaks included), so `email_message` folds every line break, Unicode
+line or paragraph separator and control character in the subject into a space, and refuses an
+address that holds one.
 """
 
 from __future__ import annotations
 
 import html
+import re
 import smtplib
 import ssl
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import policy
@@ -25,6 +32,9 @@ from highlights.files import write_bytes_atomic
 from highlights.segments import Segment, game_time
 
 _DEFAULTS = MailConfig()
+# Cc: C0/C1 controls (CR, LF, NEL U+0085, ...); Zl/Zp: U+2028, U+2029. Any of them could end a
+# header line for some reader of the message.
+_BREAKING_CATEGORIES = ("Cc", "Zl", "Zp")
 
 
 class DeliveryError(HighlightsError):
@@ -121,14 +131,31 @@ def _html(
     )
 
 
+def _breaks_lines(char: str) -> bool:
+    return unicodedata.category(char) in _BREAKING_CATEGORIES
+
+
+def header_text(value: str) -> str:
+    """`value` on one header line: line breaks, separators and controls become single spaces."""
+    spaced = "".join(" " if _breaks_lines(char) else char for char in value)
+    return re.sub(r" {2,}", " ", spaced).strip()
+
+
+def _address(value: str) -> str:
+    if any(_breaks_lines(char) for char in value):
+        raise ConfigError(f"mail address {value!r} holds a line break or control character")
+    return value
+
+
 def email_message(notification: Notification, sender: str | None = None) -> EmailMessage:
     """The notification as a multipart/alternative (text, then HTML) RFC 5322 message."""
+    sender = _address(sender or notification.sender)
     message = EmailMessage()
-    message["Subject"] = notification.subject
-    message["From"] = sender or notification.sender
-    message["To"] = ", ".join(notification.recipients)
+    message["Subject"] = header_text(notification.subject)
+    message["From"] = sender
+    message["To"] = ", ".join(_address(r) for r in notification.recipients)
     message["Date"] = formatdate(localtime=False, usegmt=True)
-    message["Message-ID"] = make_msgid(domain=(sender or notification.sender).rpartition("@")[2])
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2])
     message.set_content(notification.text)
     message.add_alternative(notification.html, subtype="html")
     return message

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -25,7 +26,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
-from highlights.config import MailConfig
+from highlights.config import Config, MailConfig, SegmentConfig
 from highlights.errors import ConfigError
 from highlights.notify import (
     DeliveryError,
@@ -34,8 +35,11 @@ from highlights.notify import (
     SesNotifier,
     SmtpNotifier,
     build_notification,
+    email_message,
 )
-from highlights.segments import Segment
+from highlights.pipeline import stage_notify
+from highlights.segments import Segment, write_segments_json
+from highlights.windows import WindowScores
 
 SEGMENTS = [Segment(12.0, 20.0, 0.93, "SoccerPenalty"), Segment(75.5, 81.0, 0.71, "SoccerPenalty")]
 CLIPS = [
@@ -138,6 +142,77 @@ def test_eml_lines_end_in_crlf_as_rfc_5322_requires(tmp_path: Path) -> None:
     raw = (tmp_path / "mail.eml").read_bytes()
     assert raw.count(b"\r\n") > 10
     assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+# A name Linux allows: LF, CR, vertical tab, NEL (U+0085), LINE and PARAGRAPH SEPARATOR.
+HOSTILE_NAME = "final\nBcc: thief@example.net\u2028X-Injected: yes\u2029\u0085\r\x0b.mp4"
+CLEAN_SUBJECT = "2 highlights in final Bcc: thief@example.net X-Injected: yes .mp4"
+HEADERS = {"Subject", "From", "To", "Date", "Message-ID", "MIME-Version", "Content-Type"}
+
+
+@pytest.fixture
+def hostile_video(tmp_path: Path) -> Path:
+    path = tmp_path / HOSTILE_NAME
+    try:
+        path.write_bytes(b"")
+    except OSError:
+        pytest.skip("this filesystem does not allow line breaks in file names")
+    return path
+
+
+def assert_headers_intact(raw: bytes) -> None:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in head.replace(b"\r\n", b"") and b"\r" not in head.replace(b"\r\n", b"")
+    message = parse(raw)
+    assert set(message.keys()) == HEADERS
+    assert message["Subject"] == CLEAN_SUBJECT
+
+
+def test_a_video_name_with_line_breaks_stays_inside_the_eml_subject(
+    tmp_path: Path, hostile_video: Path
+) -> None:
+    scores = WindowScores(
+        starts=np.array([0.0]),
+        ends=np.array([2.0]),
+        probabilities=np.array([[0.1, 0.9]]),
+        classes=("OpenPlay", "SoccerPenalty"),
+    )
+    segments_json = write_segments_json(
+        tmp_path / "segments.json", hostile_video, 90.0, SEGMENTS, scores, ["SoccerPenalty"],
+        SegmentConfig(),
+    )  # fmt: skip
+    clips = [tmp_path / "clips" / name for name, _ in CLIPS]
+    eml = tmp_path / "notification.eml"
+    stage_notify(hostile_video, segments_json, clips, None, None, EmlNotifier(eml), Config())
+    assert_headers_intact(eml.read_bytes())
+
+
+def test_a_video_name_with_line_breaks_stays_inside_the_smtp_subject(
+    smtp_server: tuple[Inbox, int], hostile_video: Path
+) -> None:
+    inbox, port = smtp_server
+    SmtpNotifier(plain(port)).send(notification(hostile_video.name))
+    [(_, recipients, raw, _)] = inbox.messages
+    assert recipients == ["coach@example.org", "fan@example.org"]
+    assert_headers_intact(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+
+def test_a_video_name_with_line_breaks_stays_inside_the_ses_subject(
+    ses: Any, hostile_video: Path
+) -> None:
+    ses.verify_email_identity(EmailAddress="alerts@highlights.example.org")
+    SesNotifier(ses, "alerts@highlights.example.org").send(notification(hostile_video.name))
+    [sent] = ses_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].sent_messages
+    assert "thief@example.net" not in sent.destinations
+    raw = sent.raw_data.encode() if isinstance(sent.raw_data, str) else sent.raw_data
+    assert_headers_intact(raw)
+
+
+@pytest.mark.parametrize("address", ["coach@example.org\nBcc: thief@example.net", "a@b\u2028c"])
+def test_an_address_with_a_line_break_is_refused(address: str) -> None:
+    hostile = build_notification("final.mp4", [], [], None, recipients=[address])
+    with pytest.raises(ConfigError, match="line break"):
+        email_message(hostile)
 
 
 def test_sending_again_replaces_the_eml_file(tmp_path: Path) -> None:
