@@ -1,7 +1,9 @@
 """A single self-contained HTML report: score timeline (inline SVG), clip table, settings.
 
 No scripts, stylesheets or fonts are loaded from elsewhere; the only outside references are
-the clips and thumbnails the report links to. Every value is HTML-escaped (Jinja2 autoescape).
+the clips and thumbnails the report links to, and only `http(s)` URLs and relative paths are
+linked (a `javascript:`, `data:`, `file:` ... reference is shown as text). Every value is
+HTML-escaped (Jinja2 autoescape).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import jinja2
 import numpy as np
@@ -87,7 +90,27 @@ def timeline(
     }
 
 
-def _clip_rows(clips: Sequence[tuple[Segment, str, str]]) -> list[dict[str, str]]:
+_LINKED_SCHEMES = ("http", "https")
+
+
+def safe_link(reference: str) -> str | None:
+    """`reference` if a browser may follow it from the report: an http(s) URL or a relative
+    path. Anything else (`javascript:`, `data:`, `file:`, `//host/...`) gives None.
+
+    Browsers drop tabs and newlines inside a URL and strip controls and spaces around it, so
+    `java\tscript:` is `javascript:`: such references are refused, not cleaned.
+    """
+    if reference != reference.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in reference):
+        return None
+    if "\\" in reference:  # browsers read a backslash as a slash: \\host is //host
+        return None
+    parts = urlsplit(reference)
+    if parts.scheme:
+        return reference if parts.scheme.lower() in _LINKED_SCHEMES and parts.netloc else None
+    return None if parts.netloc else reference
+
+
+def _clip_rows(clips: Sequence[tuple[Segment, str, str]]) -> list[dict[str, str | None]]:
     return [
         {
             "start": game_time(segment.start),
@@ -95,8 +118,8 @@ def _clip_rows(clips: Sequence[tuple[Segment, str, str]]) -> list[dict[str, str]
             "length": f"{segment.duration:.1f} s",
             "label": segment.label,
             "score": f"{segment.score:.2f}",
-            "href": href,
-            "thumb": thumb,
+            "href": safe_link(href),
+            "thumb": safe_link(thumb),
             "name": PurePosixPath(href.split("?", 1)[0]).name or href,
         }
         for segment, href, thumb in clips

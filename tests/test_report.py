@@ -184,3 +184,59 @@ def test_rewriting_the_report_replaces_it(tmp_path: Path) -> None:
     render(tmp_path, "second.mp4")
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
     assert "second.mp4" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def render_clip(tmp_path: Path, href: str, thumb: str) -> Page:
+    scores = match_scores()
+    segment = Segment(10.0, 14.0, 0.95, "SoccerPenalty")
+    path = write_report(
+        tmp_path / "report.html",
+        video_name="final.mp4",
+        duration=90.0,
+        scores=scores,
+        targets=["SoccerPenalty"],
+        threshold=0.5,
+        segments=[segment],
+        clips=[(segment, href, thumb)],
+    )
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    page.close()
+    return page
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "javascript:alert(document.cookie)",
+        "JavaScript:alert(1)",
+        "java\tscript:alert(1)",
+        " javascript:alert(1)",
+        "vbscript:msgbox(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "file:///etc/passwd",
+        "//evil.example/clip.mp4",
+        "\\\\evil.example\\clip.mp4",
+        "ftp://example.org/clip.mp4",
+    ],
+)
+def test_a_reference_of_another_scheme_is_not_linked(tmp_path: Path, reference: str) -> None:
+    page = render_clip(tmp_path, reference, reference)
+    linked = [a["href"] for a in page.find("a")] + [img["src"] for img in page.find("img")]
+    assert linked == []
+    assert page.find("span", "clip")  # the clip is still listed, as text
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "clips/clip-001.mp4",
+        "../elsewhere/clip-001.mp4",
+        "https://example.org/clips/clip-001.mp4?sig=a&x=1",
+        "HTTP://example.org/clip-001.mp4",
+    ],
+)
+def test_http_and_relative_references_are_linked(tmp_path: Path, reference: str) -> None:
+    page = render_clip(tmp_path, reference, reference)
+    assert [a["href"] for a in page.find("a", "clip")] == [reference]
+    assert [img["src"] for img in page.find("img", "thumb")] == [reference]
