@@ -63,3 +63,15 @@ def synthetic_match(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tup
         tmp_path_factory.mktemp("match") / "match.mp4", MATCH_SECONDS, events
     )
     return path, events
+
+
+@pytest.fixture
+def strict_requests():
+    """Every AWS request the test makes, validated in full against its service model.
+
+    Yields the `RequestLog` (`.calls(service, operation)`); see tests/aws_strict.py.
+    """
+    from tests.aws_strict import strict_aws
+
+    with strict_aws() as log:
+        yield log
