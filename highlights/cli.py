@@ -93,7 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", type=Path, help="SQLite file for per-window results (default OUT/results.sqlite)"
     )
     detect.add_argument(
-        "--force", action="store_true", help="replace an output folder that holds other files"
+        "--force",
+        action="store_true",
+        help="write into a folder that holds other files or another video's results: only "
+        "files this program wrote there (listed in its .highlights-run.json) are replaced",
     )
     _add_common(detect)
     detect.set_defaults(run=_run_detect)

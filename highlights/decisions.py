@@ -28,12 +28,13 @@ def decide(
     store: ResultsStore | None = None,
     model: Mapping[str, Any] | None = None,
 ) -> list[Segment]:
-    """Find the ranges, record every window in `store` (if given), write `segments_path`."""
+    """Find the ranges, make every window the match's record set in `store` (if given; windows
+    of an earlier run are replaced, not added to), write `segments_path`."""
     segments = find_segments(scores, targets, policy, duration)
     if store is not None:
         if match_id is None:
             raise ValueError("a match id is needed to record windows")
-        store.put(window_records(match_id, scores, segments))
+        record_windows(store, match_id, scores, segments)
     write_segments_json(
         segments_path,
         video=video_name,
@@ -45,3 +46,11 @@ def decide(
         model=model,
     )
     return segments
+
+
+def record_windows(
+    store: ResultsStore, match_id: str, scores: WindowScores, segments: Sequence[Segment]
+) -> None:
+    """Make every window of `scores` the match's record set in `store` (earlier windows of the
+    match that are not among them are deleted)."""
+    store.replace_match(match_id, window_records(match_id, scores, segments))

@@ -29,3 +29,7 @@ class DatasetError(InputError):
 
 class OutputExistsError(InputError):
     """An output would overwrite something the user did not ask us to replace."""
+
+
+class OutputBusyError(InputError):
+    """Another run is writing into the same output folder."""

@@ -2,12 +2,16 @@
 
 Each `stage_*` function reads the files the previous stage wrote and writes its own into a work
 or output folder, so a runner can put any stage in its own process (or Airflow task) and re-run it
-safely: outputs are written under a temporary name and renamed, and names are deterministic.
+safely: outputs are written under a temporary name and renamed, names are deterministic, and each
+stage notes what it wrote in the folder's manifest (`highlights.output_folder`), so that only
+files this program wrote are ever replaced or removed.
+
+`run_detect` runs them all into a staging folder inside the output folder, under the folder's
+lock, and swaps the complete result in at the end: a crash leaves the old result or the new one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +23,12 @@ from tqdm import tqdm
 from highlights.backbones import load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
-from highlights.decisions import decide
-from highlights.errors import OutputExistsError
+from highlights.decisions import decide, record_windows
 from highlights.features import FeatureCache, load_features, save_features
-from highlights.files import atomic_path, file_sha256, write_text_atomic
+from highlights.files import atomic_path, file_sha256
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
+from highlights.output_folder import OutputFolder
 from highlights.report import write_report
 from highlights.results import ResultsStore, SQLiteResults
 from highlights.segments import Segment, read_segments_json
@@ -33,7 +37,6 @@ from highlights.windows import WindowScores, score_sequence
 
 log = logging.getLogger(__name__)
 
-RUN_MARKER = ".highlights-run.json"
 FEATURES_FILE = "features.npz"
 SCORES_FILE = "scores.npz"
 SEGMENTS_FILE = "segments.json"
@@ -41,6 +44,8 @@ REPORT_FILE = "report.html"
 EMAIL_FILE = "notification.eml"
 REEL_FILE = "highlights-reel.mp4"
 RESULTS_DB = "results.sqlite"
+CLIPS_DIR = "clips"
+WORK_DIR = "work"
 
 
 @dataclass(frozen=True)
@@ -82,26 +87,9 @@ def config_for_model(config: Config, manifest: ModelManifest) -> Config:
 
 
 def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
-    """Refuse a folder that holds anything but an earlier run on this same video."""
-    marker = out_dir / RUN_MARKER
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
-        previous = _read_marker(marker)
-        if previous != match_id:
-            what = "another video's results" if previous else "files that are not ours"
-            raise OutputExistsError(
-                f"{out_dir}: holds {what}; choose another --out or pass --force to replace them"
-            )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(marker, json.dumps({"match_id": match_id}))
-
-
-def _read_marker(marker: Path) -> str | None:
-    try:
-        return json.loads(marker.read_text())["match_id"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """Refuse a folder that holds anything but an earlier run on this same video (unless `force`);
+    finish or undo a run that died there; mark the folder as this video's."""
+    OutputFolder(out_dir).claim(match_id, force=force)
 
 
 def stage_features(
@@ -166,10 +154,11 @@ def stage_segments(
     targets: Sequence[str],
     config: Config,
     work_dir: Path,
-    store: ResultsStore,
+    store: ResultsStore | None,
     match_id: str,
 ) -> Path:
-    """Merge passing windows into ranges; record every window; write `segments.json`."""
+    """Merge passing windows into ranges; record every window (unless `store` is None); write
+    `segments.json`."""
     path = work_dir / SEGMENTS_FILE
     decide(
         load_scores(scores_path),
@@ -181,6 +170,7 @@ def stage_segments(
         match_id=match_id,
         store=store,
     )
+    OutputFolder(work_dir).record([path])
     return path
 
 
@@ -192,28 +182,31 @@ def clip_name(index: int, segment: Segment) -> str:
 def stage_clips(
     video: Path, segments_path: Path, out_dir: Path, config: Config, progress: bool = False
 ) -> list[Path]:
-    """Cut one clip and thumbnail per range; drop clips of an earlier run that no longer apply."""
+    """Cut one clip and thumbnail per range; drop this program's earlier clips that no longer
+    apply (the folder's manifest lists them; nothing else in `clips/` is touched)."""
     segments = read_segments_json(segments_path).segments
-    clips_dir = out_dir / "clips"
-    clips_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [clips_dir / clip_name(i, s) for i, s in enumerate(segments, start=1)]
-    for stale in clips_dir.glob("clip-*"):
-        if stale.with_suffix(".mp4") not in wanted:
-            stale.unlink()
+    wanted = [out_dir / CLIPS_DIR / clip_name(i, s) for i, s in enumerate(segments, start=1)]
     for segment, path in tqdm(
         list(zip(segments, wanted, strict=True)), desc="clips", unit="clip", disable=not progress
     ):
         cut_clip(video, segment, path, copy=config.output.copy)
         thumbnail(video, (segment.start + segment.end) / 2, path.with_suffix(".jpg"))
+    written = [p for clip in wanted for p in (clip, clip.with_suffix(".jpg"))]
+    folder = OutputFolder(out_dir)
+    earlier = [out_dir / rel for rel in folder.files() if rel.startswith(f"{CLIPS_DIR}/")]
+    folder.discard([p for p in earlier if p not in written])
+    folder.record(written)
     return wanted
 
 
 def stage_reel(clips: Sequence[Path], out_dir: Path) -> Path | None:
     reel = out_dir / REEL_FILE
     if not clips:
-        reel.unlink(missing_ok=True)
+        OutputFolder(out_dir).discard([reel])
         return None
-    return make_reel(list(clips), reel)
+    made = make_reel(list(clips), reel)
+    OutputFolder(out_dir).record([made])
+    return made
 
 
 def stage_report(
@@ -243,6 +236,7 @@ def stage_report(
             for segment, clip in zip(document.segments, clips, strict=True)
         ],
     )
+    OutputFolder(out_dir).record([path])
     return path
 
 
@@ -268,6 +262,7 @@ def stage_notify(
     )
     message_id = notifier.send(notification)
     if isinstance(notifier, EmlNotifier):
+        OutputFolder(notifier.path.parent).record([notifier.path])
         return str(notifier.path)
     return f"sent to {', '.join(notification.recipients)} ({message_id})"
 
@@ -290,43 +285,71 @@ def run_detect(
     store: ResultsStore | None = None,
     notifier: Notifier | None = None,
 ) -> DetectResult:
-    """Every stage in order, for one video on this machine."""
+    """Every stage in order, for one video on this machine.
+
+    The output folder is locked for the whole run (a second run into it gets OutputBusyError);
+    the result is staged inside it and swapped in whole once every file is written.
+    """
     info = probe(video)
     model = SequenceModel.load(model_dir)
     config = config_for_model(config, model.manifest)
     digest = file_sha256(video)
     match_id = match_id_for_digest(digest)
-    claim_output_dir(out_dir, match_id, force=force)
-    work_dir = out_dir / "work"
-    work_dir.mkdir(exist_ok=True)
-    store = store or SQLiteResults(out_dir / RESULTS_DB)
+    folder = OutputFolder(out_dir)
+    with folder.lock():
+        folder.claim(match_id, force=force)
+        kept = []
+        if store is None:
+            folder.adopt(RESULTS_DB)
+            kept.append(RESULTS_DB)
+            store = SQLiteResults(out_dir / RESULTS_DB)
+        staging = folder.begin_staging()
+        work_dir = staging / WORK_DIR
+        work_dir.mkdir()
 
-    features = stage_features(video, work_dir, config, progress=progress, digest=digest)
-    scores = stage_scores(features, model_dir, work_dir, config, model=model)
-    segments_json = stage_segments(scores, video, targets, config, out_dir, store, match_id)
-    clips = stage_clips(video, segments_json, out_dir, config, progress=progress)
-    reel = stage_reel(clips, out_dir) if config.output.reel else None
-    report = (
-        stage_report(video, scores, segments_json, clips, out_dir, config)
-        if config.output.report
-        else None
-    )
-    sent = stage_notify(
-        video,
-        segments_json,
-        clips,
-        reel,
-        report,
-        notifier or default_notifier(config, out_dir),
-        config,
-    )
+        def placed(path: Path) -> Path:
+            return out_dir / path.relative_to(staging)
+
+        features = stage_features(video, work_dir, config, progress=progress, digest=digest)
+        scores = stage_scores(features, model_dir, work_dir, config, model=model)
+        # The windows are recorded once the result is in place (never for a refused result).
+        segments_json = stage_segments(scores, video, targets, config, staging, None, match_id)
+        clips = stage_clips(video, segments_json, staging, config, progress=progress)
+        reel = stage_reel(clips, staging) if config.output.reel else None
+        report = (
+            stage_report(video, scores, segments_json, clips, staging, config)
+            if config.output.report
+            else None
+        )
+        final_clips = [placed(clip) for clip in clips]
+        final_reel = placed(reel) if reel else None
+        final_report = placed(report) if report else None
+        notifier = notifier or default_notifier(config, out_dir)
+        # An .eml file in the folder is part of the result: staged with it, links to final places.
+        mail_in_result = isinstance(notifier, EmlNotifier) and notifier.path.parent == out_dir
+        if mail_in_result:
+            staged_mail = EmlNotifier(staging / notifier.path.name)
+            stage_notify(
+                video, segments_json, final_clips, final_reel, final_report, staged_mail, config
+            )
+        folder.publish(staging, kept=kept)
+        segments_json, scores = placed(segments_json), placed(scores)
+        segments = read_segments_json(segments_json).segments
+        record_windows(store, match_id, load_scores(scores), segments)
+        sent = (
+            str(notifier.path)
+            if mail_in_result
+            else stage_notify(
+                video, segments_json, final_clips, final_reel, final_report, notifier, config
+            )
+        )
     return DetectResult(
         match_id=match_id,
         video=info,
-        segments=read_segments_json(segments_json).segments,
+        segments=segments,
         segments_json=segments_json,
-        clips=clips,
-        reel=reel,
-        report=report,
+        clips=final_clips,
+        reel=final_reel,
+        report=final_report,
         notification=sent,
     )

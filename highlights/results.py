@@ -2,6 +2,13 @@
 
 Both stores key a record by (match_id, start_ms), so writing the same match again updates its
 windows in place instead of adding copies. Times are stored as whole milliseconds.
+
+`replace_match` makes a set of records the match's whole set: windows of an earlier run that
+the new one does not have (another window stride, say) are deleted. SQLite does that in one
+transaction. DynamoDB has no atomicity across more items than one TransactWriteItems call takes
+(100), and a match has thousands of windows: there the new items are written first (batched,
+unprocessed items retried), then the stale ones deleted, so a reader may briefly see the union
+of both sets, and a run that dies in between leaves stale windows until the next run removes them.
 """
 
 from __future__ import annotations
@@ -65,8 +72,17 @@ class ResultsStore(Protocol):
     def put(self, records: Sequence[WindowRecord]) -> None:
         """Insert or replace records, keyed by (match_id, start_ms)."""
 
+    def replace_match(self, match_id: str, records: Sequence[WindowRecord]) -> None:
+        """Make `records` the match's whole set: its other windows are deleted."""
+
     def get(self, match_id: str) -> list[WindowRecord]:
         """All records of a match, in start order."""
+
+
+def _check_one_match(match_id: str, records: Sequence[WindowRecord]) -> None:
+    others = sorted({r.match_id for r in records} - {match_id})
+    if others:
+        raise ValueError(f"records of matches {others} given as the set of match {match_id!r}")
 
 
 def _from_row(
@@ -116,6 +132,13 @@ class SQLiteResults:
         return connection
 
     def put(self, records: Sequence[WindowRecord]) -> None:
+        self._write(records, replacing=None)
+
+    def replace_match(self, match_id: str, records: Sequence[WindowRecord]) -> None:
+        _check_one_match(match_id, records)
+        self._write(records, replacing=match_id)
+
+    def _write(self, records: Sequence[WindowRecord], replacing: str | None) -> None:
         rows = [
             (
                 r.match_id,
@@ -128,7 +151,9 @@ class SQLiteResults:
         ]
         connection = self._connect()
         try:
-            with connection:  # one transaction: all records or none
+            with connection:  # one transaction: all records or none, the old set gone or not
+                if replacing is not None:
+                    connection.execute("DELETE FROM windows WHERE match_id = ?", (replacing,))
                 connection.executemany(_UPSERT, rows)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: could not write results: {exc}") from None
@@ -219,16 +244,42 @@ class DynamoDBResults:
             for record in records:
                 writer.put_item(Item=dynamodb_item(record))
 
+    def replace_match(self, match_id: str, records: Sequence[WindowRecord]) -> None:
+        """Write the new set, then delete the match's other windows (see the module's note)."""
+        _check_one_match(match_id, records)
+        with self._errors("read"):
+            earlier = {
+                int(item["start_ms"]["N"])
+                for page in self._query(match_id, ProjectionExpression="start_ms")
+                for item in page.get("Items", [])
+            }
+        self.put(records)
+        stale = sorted(earlier - {r.start_ms for r in records})
+        from boto3.dynamodb.table import BatchWriter
+
+        # BatchWriter sends 25 requests per BatchWriteItem and re-sends unprocessed ones.
+        writer = BatchWriter(self.table_name, self.client)
+        with self._errors("write"), writer:
+            for start_ms in stale:
+                writer.delete_item(
+                    Key={"match_id": {"S": match_id}, "start_ms": {"N": str(start_ms)}}
+                )
+
     def get(self, match_id: str) -> list[WindowRecord]:
+        with self._errors("read"):
+            return [
+                _from_item(item) for page in self._query(match_id) for item in page.get("Items", [])
+            ]
+
+    def _query(self, match_id: str, **extra: Any) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator("query")
-        pages = paginator.paginate(
+        return paginator.paginate(
             TableName=self.table_name,
             KeyConditionExpression="match_id = :m",
             ExpressionAttributeValues={":m": {"S": match_id}},
             ScanIndexForward=True,
+            **extra,
         )
-        with self._errors("read"):
-            return [_from_item(item) for page in pages for item in page.get("Items", [])]
 
     @contextlib.contextmanager
     def _errors(self, verb: str) -> Iterator[None]:

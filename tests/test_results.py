@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from highlights.config import SegmentConfig
+from highlights.decisions import decide
 from highlights.errors import ConfigError, InputError
 from highlights.results import (
     DynamoDBResults,
@@ -160,6 +162,40 @@ def test_a_failed_put_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(OverflowError):
         SQLiteResults(tmp_path / "r.sqlite").put([*good, too_late])
     assert SQLiteResults(tmp_path / "r.sqlite").get("m1") == []
+
+
+def strided(count: int, stride: float) -> WindowScores:
+    """`count` 2 s windows every `stride` seconds."""
+    starts = np.arange(count, dtype=np.float64) * stride
+    p = np.linspace(0.1, 0.9, count, dtype=np.float32)
+    return WindowScores(starts, starts + 2.0, np.stack([1 - p, p], axis=1), CLASSES)
+
+
+def test_deciding_again_with_another_stride_leaves_no_stale_windows(
+    store: ResultsStore, tmp_path: Path
+) -> None:
+    # 100 windows a second apart, then 50 two seconds apart: 50 stale windows to delete,
+    # more than one DynamoDB batch
+    for stride, count in ((1.0, 100), (2.0, 50)):
+        decide(
+            strided(count, stride), ["SoccerPenalty"], SegmentConfig(), 200.0,
+            tmp_path / "segments.json", video_name="m.mp4", match_id="m1", store=store,
+        )  # fmt: skip
+    assert [r.start for r in store.get("m1")] == [2.0 * i for i in range(50)]
+
+
+def test_replacing_a_match_keeps_the_other_matches(store: ResultsStore) -> None:
+    store.put(window_records("m2", scores(3), []))
+    store.replace_match("m1", window_records("m1", scores(5), []))
+    store.replace_match("m1", window_records("m1", scores(2), []))
+    assert len(store.get("m1")) == 2
+    assert store.get("m2") == window_records("m2", scores(3), [])
+
+
+def test_a_set_of_another_match_is_refused(store: ResultsStore) -> None:
+    with pytest.raises(ValueError, match="m2"):
+        store.replace_match("m1", window_records("m2", scores(2), []))
+    assert store.get("m1") == [] and store.get("m2") == []
 
 
 # --- DynamoDB specifics -----------------------------------------------------------------------
