@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from highlights.config import Config, WindowConfig
 from highlights.dataset import Clip, Dataset, scan_dataset
 from highlights.errors import DatasetError, InputError
 from highlights.features import FeatureCache, FeatureSequence
+from highlights.files import file_sha256
 from highlights.model import REPORT_FILE, ModelManifest, SequenceModel, build_model
 from highlights.windows import window_frame_indices
 
@@ -207,7 +208,8 @@ def train(
         dataset_root, settings.split, settings.validation_fraction, settings.seed
     )
     backbone = load_backbone(config.backbone, config.backbone_weights)
-    sequences = _features(dataset, backbone, config, progress)
+    sequences = _CachedFeatures(FeatureCache(config.cache_dir), backbone, config)
+    sequences.extract(dataset.train + dataset.validation, progress)
     preprocessing = {
         "resize_short": backbone.geometry.resize_short,
         "crop": backbone.geometry.crop,
@@ -301,17 +303,46 @@ def fit_sequences(
     return model, report
 
 
-def _features(
-    dataset: Dataset, backbone: Any, config: Config, progress: bool
-) -> dict[Path, FeatureSequence]:
-    cache = FeatureCache(config.cache_dir)
-    clips = dataset.train + dataset.validation
-    return {
-        clip.path: cache.get_or_extract(
-            clip.path, backbone, config.sampling.rate, config.batch_size
+class _CachedFeatures(Mapping[Path, FeatureSequence]):
+    """The clips' features, read from the feature cache each time they are asked for.
+
+    Held in a dict, every clip's features would be in memory twice while the window sets copy
+    them into one array each; read on demand, the window sets hold the only copy.
+    """
+
+    def __init__(self, cache: FeatureCache, backbone: Any, config: Config) -> None:
+        self._cache = cache
+        self._backbone = backbone
+        self._rate = config.sampling.rate
+        self._batch_size = config.batch_size
+        self._digests: dict[Path, str] = {}
+        self._lengths: dict[Path, int] = {}
+
+    def extract(self, clips: Sequence[Clip], progress: bool) -> None:
+        """Make sure every clip is in the cache (extracting what is not), noting its length."""
+        for clip in tqdm(clips, desc="features", unit="clip", disable=not progress):
+            self._digests[clip.path] = file_sha256(clip.path)
+            self._lengths[clip.path] = len(self[clip.path])
+
+    def frame_count(self, path: Path) -> int:
+        return self._lengths[path]
+
+    def __getitem__(self, path: Path) -> FeatureSequence:
+        return self._cache.get_or_extract(
+            path, self._backbone, self._rate, self._batch_size, digest=self._digests.get(path)
         )
-        for clip in tqdm(clips, desc="features", unit="clip", disable=not progress)
-    }
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter(self._lengths)
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+
+def _frame_count(features: Mapping[Path, FeatureSequence], path: Path) -> int:
+    if isinstance(features, _CachedFeatures):
+        return features.frame_count(path)
+    return len(features[path])
 
 
 def _window_set(
@@ -320,25 +351,31 @@ def _window_set(
     features: Mapping[Path, FeatureSequence],
     window: WindowConfig,
 ) -> _WindowSet:
-    frames, indices, labels, clip_ids = [], [], [], []
-    offset = 0
+    """The clips' windows over one array of all their frames, filled clip by clip (so the
+    frames are never held twice)."""
     reference = features[dataset.train[0].path]
-    for position, clip in enumerate(clips):
+    counts = [_frame_count(features, clip.path) for clip in clips]
+    frames = np.empty((sum(counts), reference.feature_dim), dtype=np.float32)
+    indices, labels, clip_ids = [], [], []
+    offset = 0
+    for position, (clip, count) in enumerate(zip(clips, counts, strict=True)):
         seq = features[clip.path]
         _check_alike(seq, reference, clip.path)
+        if len(seq) != count:
+            raise DatasetError(f"{clip.path}: its cached features changed during training")
         try:
             rows = window_frame_indices(
                 len(seq), window.steps(seq.rate), window.stride_steps(seq.rate)
             )
         except InputError as exc:
             raise DatasetError(f"{clip.path}: {exc}") from None
-        frames.append(np.asarray(seq.features, dtype=np.float32))
+        frames[offset : offset + count] = seq.features
         indices.append(rows + offset)
         labels.append(np.full(len(rows), dataset.label_index(clip)))
         clip_ids.append(np.full(len(rows), position))
-        offset += len(seq)
+        offset += count
     return _WindowSet(
-        frames=np.concatenate(frames),
+        frames=frames,
         indices=np.concatenate(indices),
         labels=np.concatenate(labels).astype(np.int64),
         clip_ids=np.concatenate(clip_ids).astype(np.int64),

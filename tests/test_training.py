@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from highlights.backbones import load_backbone
 from highlights.config import Config
-from highlights.dataset import Clip, Dataset
+from highlights.dataset import Clip, Dataset, scan_dataset
 from highlights.errors import DatasetError
-from highlights.features import FeatureSequence
+from highlights.features import FeatureCache, FeatureSequence
 from highlights.model import SequenceModel
 from highlights.training import evaluate, fit_sequences, train
 from highlights.windows import make_windows
@@ -220,6 +221,28 @@ def test_training_again_with_the_same_seed_replaces_the_model_with_an_identical_
     expected = before.predict(windows)
     train(synthetic_dataset_dir, model_dir, FAST.replace(cache_dir=feature_cache))
     np.testing.assert_array_equal(SequenceModel.load(model_dir).predict(windows), expected)
+
+
+def test_training_from_the_cache_fits_the_same_model_as_features_held_in_memory(
+    trained, synthetic_dataset_dir, feature_cache
+):
+    # train() reads each clip's features from the cache when it needs them instead of holding
+    # them all; the model must be the one the same features held in a dict give.
+    _, report = trained
+    config = FAST.replace(cache_dir=feature_cache)
+    settings = config.train
+    dataset = scan_dataset(
+        synthetic_dataset_dir, settings.split, settings.validation_fraction, settings.seed
+    )
+    backbone = load_backbone("efficientnet_lite0")
+    cache = FeatureCache(feature_cache)
+    in_memory = {
+        clip.path: cache.get_or_extract(clip.path, backbone, config.sampling.rate)
+        for clip in dataset.train + dataset.validation
+    }
+    _, again = fit_sequences(dataset, in_memory, {}, config)
+    assert again.history == report.history
+    assert again.windows.to_dict(again.classes) == report.windows.to_dict(report.classes)
 
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
