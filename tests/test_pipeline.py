@@ -6,13 +6,17 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from highlights.config import Config
+from highlights.config import Config, SegmentConfig
 from highlights.errors import OutputExistsError
-from highlights.pipeline import RESULTS_DB, run_detect
+from highlights.output_folder import OutputFolder
+from highlights.pipeline import RESULTS_DB, claim_output_dir, run_detect, stage_clips
+from highlights.segments import Segment, write_segments_json
 from highlights.synthetic import EVENT_CLASS
 from highlights.video import probe
+from highlights.windows import WindowScores
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +108,34 @@ def test_a_folder_of_someone_elses_files_is_never_overwritten(
         run_detect(video, trained_model, out, Config(cache_dir=feature_cache), [EVENT_CLASS])
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def _segments_file(path: Path, video: Path, ranges: list[tuple[float, float]]) -> Path:
+    scores = WindowScores(
+        starts=np.array([0.0]),
+        ends=np.array([2.0]),
+        probabilities=np.array([[0.1, 0.9]]),
+        classes=("OpenPlay", EVENT_CLASS),
+    )
+    segments = [Segment(start, end, 0.9, EVENT_CLASS) for start, end in ranges]
+    return write_segments_json(path, video, 30.0, segments, scores, [EVENT_CLASS], SegmentConfig())
+
+
+def test_stages_run_on_their_own_replace_only_their_own_clips(
+    synthetic_match, tmp_path: Path
+) -> None:
+    # The Airflow local DAG runs each stage straight into a claimed folder, with no staging.
+    video, _ = synthetic_match
+    out = tmp_path / "out"
+    claim_output_dir(out, "match-1")
+    (out / "clips" / "clip-001").mkdir(parents=True)
+    (out / "clips" / "clip-002_mine.mp4").write_text("mine")
+    first = stage_clips(video, _segments_file(tmp_path / "a.json", video, [(1, 3), (5, 7)]),
+                        out, Config())  # fmt: skip
+    second = stage_clips(video, _segments_file(tmp_path / "b.json", video, [(10, 12)]),
+                         out, Config())  # fmt: skip
+    ours = {p.relative_to(out).as_posix() for c in second for p in (c, c.with_suffix(".jpg"))}
+    left = {p.relative_to(out).as_posix() for p in (out / "clips").iterdir()}
+    assert left == {"clips/clip-001", "clips/clip-002_mine.mp4", *ours}
+    assert not any(clip.exists() for clip in first)
+    assert set(OutputFolder(out).files()) == ours
