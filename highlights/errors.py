@@ -33,3 +33,11 @@ class OutputExistsError(InputError):
 
 class OutputBusyError(InputError):
     """Another run is writing into the same output folder."""
+
+
+class SupersededError(HighlightsError):
+    """The input changed or went away after its run was started; a newer run handles it."""
+
+
+class QueueError(HighlightsError):
+    """Messages could not be taken off the upload queue; they will be delivered again."""

@@ -8,16 +8,12 @@ id (a re-run or retried task writes to the same places), while a new upload unde
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from highlights.errors import InputError
-from highlights.files import write_text_atomic
 from highlights.video import VIDEO_SUFFIXES
 
 _STEM_CHARS = 20  # keeps "<purpose>-<id>-<timestamp>" job names within SageMaker's 63
@@ -98,46 +94,3 @@ def prefixes(match: Match | str) -> MatchPrefixes:
 
 def s3_url(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
-
-
-class LocalInbox:
-    """A watched folder: videos dropped into `incoming` are handed out once each.
-
-    A file counts as new until it is claimed; the claim is a small JSON file in `ledger` that
-    records the file's size and modification time, so replacing a video with new content makes it
-    new again. Files changed less than `settle_seconds` ago are still being copied and wait.
-    """
-
-    def __init__(self, incoming: Path, ledger: Path, settle_seconds: float = 5.0) -> None:
-        self.incoming = Path(incoming)
-        self.ledger = Path(ledger)
-        self.settle_seconds = settle_seconds
-
-    def next_new(self, now: float | None = None) -> Path | None:
-        """The oldest settled, unclaimed video in the folder, or None."""
-        if not self.incoming.is_dir():
-            raise InputError(f"{self.incoming}: watched folder not found; create it first")
-        now = time.time() if now is None else now
-        candidates = []
-        for path in self.incoming.iterdir():
-            if not path.is_file() or not is_video_key(path.name) or path.name.startswith("."):
-                continue
-            stat = path.stat()
-            if now - stat.st_mtime >= self.settle_seconds and not self._claimed(path, stat):
-                candidates.append((stat.st_mtime, path.name, path))
-        return min(candidates)[2] if candidates else None
-
-    def claim(self, path: Path) -> None:
-        stat = Path(path).stat()
-        record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-        write_text_atomic(self._entry(Path(path)), json.dumps(record))
-
-    def _claimed(self, path: Path, stat: os.stat_result) -> bool:
-        try:
-            record = json.loads(self._entry(path).read_text())
-        except (OSError, ValueError):
-            return False
-        return record == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    def _entry(self, path: Path) -> Path:
-        return self.ledger / f"{path.name}.json"
