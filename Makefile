@@ -35,28 +35,34 @@ test: $(VENV)/.dev $(CHECKOV_VENV)/.installed
 $(DEMO_OUT)/model/manifest.json: $(VENV)/.core
 	$(BIN)/highlights demo --out $(DEMO_OUT) --quiet
 
-# Airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:8080 with the highlights DAG.
+# Airflow standalone (SQLite, LocalExecutor) on http://127.0.0.1:8080 with the highlights DAGs.
 # Log in as admin; the password is in airflow-home/simple_auth_manager_passwords.json.generated.
-# Drop a video into airflow-home/highlights/incoming/; results appear in airflow-home/highlights/out/.
+# Drop videos into airflow-home/highlights/incoming/: each gets its own run, several at once;
+# results appear in airflow-home/highlights/out/. Pools come from dags/pools.json.
 # Without AIRFLOW_MODEL/AIRFLOW_TARGETS it uses the demo's model (made first if missing).
 AIRFLOW_MODEL ?= $(CURDIR)/$(DEMO_OUT)/model
 AIRFLOW_TARGETS ?= ["PenaltyKick"]
-airflow: $(VENV)/.dev $(if $(filter $(CURDIR)/$(DEMO_OUT)/model,$(AIRFLOW_MODEL)),$(DEMO_OUT)/model/manifest.json)
-	mkdir -p airflow-home/highlights/incoming
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
-	AIRFLOW_VAR_HIGHLIGHTS_LOCAL='{"model_dir": "$(AIRFLOW_MODEL)"}' \
+AIRFLOW_ENV = PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	AIRFLOW_VAR_HIGHLIGHTS_LOCAL='{"model_dir": "$(AIRFLOW_MODEL)", "settle_seconds": 3}' \
 	AIRFLOW_VAR_HIGHLIGHTS_TARGETS='$(AIRFLOW_TARGETS)' \
 	AIRFLOW_HOME="$(CURDIR)/airflow-home" \
 	AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" \
 	AIRFLOW__CORE__PLUGINS_FOLDER="$(CURDIR)/plugins" \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
-	AIRFLOW__CORE__PARALLELISM=4 \
+	AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False \
+	AIRFLOW__CORE__PARALLELISM=6 \
 	AIRFLOW__CORE__EXECUTOR=LocalExecutor \
+	AIRFLOW__HIGHLIGHTS__MAX_ACTIVE_RUNS=3 \
+	AIRFLOW__HIGHLIGHTS__INBOX_POLL_SECONDS=5 \
 	AIRFLOW__API__HOST=127.0.0.1 \
 	AIRFLOW__API__PORT=8080 \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:8080/execution/ \
-	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin \
-	airflow standalone
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
+airflow: $(VENV)/.dev $(if $(filter $(CURDIR)/$(DEMO_OUT)/model,$(AIRFLOW_MODEL)),$(DEMO_OUT)/model/manifest.json)
+	mkdir -p airflow-home/highlights/incoming
+	$(AIRFLOW_ENV) airflow db migrate
+	$(AIRFLOW_ENV) airflow pools import dags/pools.json
+	$(AIRFLOW_ENV) airflow standalone
 
 bench: $(VENV)/.core
 	$(BIN)/python benchmarks/detect_speed.py

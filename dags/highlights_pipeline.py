@@ -1,92 +1,99 @@
 """
-### Sports highlights
+### Sports highlights: one run per match
 
-Each run handles one match: drop a video where it is watched and a run picks it up (the DAG is
-`@continuous`: a run waits for the next new video, processes it, and the next run starts).
-A run can also be started by hand for one file with the `video` (local) or `key` (aws) param.
+Each run processes one match. Runs are started by the dispatcher DAGs, one per input, with a run
+id that names the match and a note with the file's name, size and location:
 
-* **local** (default): watches the `incoming_dir` folder of the `highlights_local` Variable and
-  runs the library's pipeline stages on this machine: features → scores → segments → clips →
+* **local** (`highlights_inbox`, run ids `local__<file>-<id>`): a video settled in the watched
+  folder. Runs the library's stages on this machine: features → scores → segments → clips →
   reel → report → email file.
-* **aws**: waits (deferred) for a new object under `input_prefix` of the `highlights_aws`
-  Variable, then MediaConvert frame capture → SageMaker Processing (features, sharded) →
-  SageMaker Processing (scores, one DynamoDB item per window) → ranges → one MediaConvert job
-  per clip and one for the reel → SES email with expiring links → cleanup.
+* **aws** (`highlights_uploads` from the SQS upload queue, and the hourly
+  `highlights_upload_sweep`; run ids `upload__<match id>`): MediaConvert frame capture →
+  SageMaker Processing (features, sharded) → SageMaker Processing (scores, one DynamoDB item per
+  window) → ranges → one MediaConvert job per clip and one for the reel → SES email with
+  expiring links → cleanup.
 
+Several matches run at once (`max_active_runs` in the `[highlights]` configuration); the pools
+`highlights_cpu`, `mediaconvert` and `sagemaker` keep the shared machines and services from being
+swamped. To run one file by hand, trigger with `video` (local) or `key` and `etag` (aws).
+
+A run that fails is retried by its dispatcher as a new run (`...__try2`), up to
+`max_attempts`; then the input is parked (`failed/` locally, a `failed.json` marker on S3).
+Each finished match updates the `highlights_match_results` asset (match id, clips, reel).
 The backend is the run's `backend` param, else the `highlights_backend` Variable, else local.
 See dags/README.md for every setting.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import highlights_steps as steps
-from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import Param, PokeReturnValue, TaskGroup, Variable, dag, task
+from airflow.sdk import Asset, Param, TaskGroup, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
+from highlights_airflow import (
+    AWS_CONN,
+    CPU_POOL,
+    MEDIACONVERT_POOL,
+    PIPELINE_DAG_ID,
+    SAGEMAKER_POOL,
+    aws_var,
+    dispatch,
+)
+from highlights_airflow import aws as _aws
+from highlights_airflow import backend as _backend
+from highlights_airflow import client as _client
+from highlights_airflow import local as _local
+from highlights_airflow import s3 as _s3
+from highlights_airflow import targets as _targets
 from mediaconvert import MediaConvertCreateJobOperator, MediaConvertHook
 from sagemaker_processing import SageMakerProcessingOnceOperator
 
+from highlights.errors import SupersededError
 
-def _aws_var(key: str) -> str:
-    """A template for one key of the `highlights_aws` Variable, rendered when the task runs."""
-    return "{{ var.json.highlights_aws.%s }}" % key  # noqa: UP031 (braces of Jinja)
-
-
-AWS_CONN = "aws_default"
+log = logging.getLogger(__name__)
+_aws_var = aws_var
 CLAIM = "aws.claim_upload"
-# A run that saw no new video ends (skipped) after this long, so that a cleared or re-triggered
-# run, which must wait for the single active run, gets its turn.
-WAIT_SECONDS = 3600
+# Mapped clip jobs are labelled with the range they cut, in source timecode.
+_CLIPPING = "task.settings.Inputs[0].InputClippings[0]"
+CLIP_LABEL = "{{ task.purpose }} {{ %s.StartTimecode }}-{{ %s.EndTimecode }}" % (  # noqa: UP031
+    _CLIPPING,
+    _CLIPPING,
+)
+# One event per finished match; `extra` carries its match id, clips and reel.
+MATCH_RESULTS = Asset(name="highlights_match_results", uri="highlights://match-results")
 
 
-def _aws() -> steps.AwsSettings:
-    return steps.aws_settings(Variable.get(steps.AWS_VARIABLE, default=None, deserialize_json=True))
-
-
-def _local() -> steps.LocalSettings:
-    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
-    variable = Variable.get(steps.LOCAL_VARIABLE, default=None, deserialize_json=True)
-    return steps.local_settings(variable, home)
-
-
-def _targets(params: dict) -> list[str]:
-    variable = Variable.get(steps.TARGETS_VARIABLE, default=None, deserialize_json=True)
-    return steps.choose_targets(params.get("targets"), variable)
-
-
-def _s3():
-    # Signature Version 4: S3 refuses version-2 presigned links for buckets made since 2020.
-    config = {"signature_version": "s3v4"}
-    return S3Hook(aws_conn_id=AWS_CONN, region_name=_aws().region, config=config).get_conn()
-
-
-def _client(name: str):
-    return AwsBaseHook(aws_conn_id=AWS_CONN, client_type=name, region_name=_aws().region).conn
-
-
-def _has_new_upload(files: list, **context) -> bool:
-    """S3KeySensor check: the run's own key exists, or some listed video is not yet claimed."""
-    if context["params"].get("key"):
-        return bool(files)
-    return bool(steps.unclaimed_uploads(_s3(), _aws(), files))
+def _note_failure(context: dict[str, Any]) -> None:
+    """on_failure_callback of every task: keep the error with the input's claim record."""
+    params, run_id, ti = context["params"], context["run_id"], context["ti"]
+    error = f"{ti.task_id}: {context.get('exception')}"
+    if _backend(params) == "local":
+        steps.note_local_error(_local(), params.get("video", ""), run_id, error)
+        return
+    match = ti.xcom_pull(task_ids=CLAIM) or params
+    steps.note_upload_error(
+        _s3(), _aws(), match.get("key", ""), match.get("etag", ""), run_id, error
+    )
 
 
 @dag(
-    dag_id="highlights_pipeline",
-    schedule="@continuous",
-    max_active_runs=1,
+    dag_id=PIPELINE_DAG_ID,
+    schedule=None,
+    max_active_runs=dispatch().max_active_runs,
     start_date=datetime(2024, 1, 1),
     catchup=False,
     doc_md=__doc__,
     tags=["highlights"],
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": _note_failure,
+    },
     params={
         "backend": Param(
             "",
@@ -94,8 +101,14 @@ def _has_new_upload(files: list, **context) -> bool:
             enum=["", *steps.BACKENDS],
             description="local or aws; empty: the highlights_backend Variable",
         ),
-        "video": Param("", type="string", description="local: a video file (empty: watch)"),
-        "key": Param("", type="string", description="aws: an object key (empty: watch)"),
+        "video": Param("", type="string", description="local: the video file to process"),
+        "key": Param("", type="string", description="aws: the uploaded object's key"),
+        "etag": Param(
+            "",
+            type="string",
+            description="the version the run is for (S3 ETag; local: size-mtime); "
+            "empty: whatever is there now",
+        ),
         "targets": Param(
             [],
             type="array",
@@ -118,25 +131,32 @@ def _has_new_upload(files: list, **context) -> bool:
 def highlights_pipeline() -> None:
     @task.branch
     def choose_backend(params: dict) -> str:
-        variable = Variable.get(steps.BACKEND_VARIABLE, default=None)
-        backend = steps.choose_backend(params["backend"], variable)
-        return "local.wait_for_video" if backend == "local" else "aws.wait_for_upload"
+        """The run's `backend` param, else the `highlights_backend` Variable, else local."""
+        return "local.claim_video" if _backend(params) == "local" else "aws.claim_upload"
 
     branch = choose_backend()
 
     with TaskGroup("local"):
 
-        @task.sensor(poke_interval=15, timeout=WAIT_SECONDS, mode="reschedule", soft_fail=True)
-        def wait_for_video(params: dict) -> PokeReturnValue:
-            found = steps.next_local_video(_local(), params["video"])
-            return PokeReturnValue(is_done=found is not None, xcom_value=found)
-
         @task
-        def claim_video(video: str, params: dict) -> dict:
-            return steps.claim_local_video(_local(), video, _targets(params), params["threshold"])
+        def claim_video(params: dict, run_id: str) -> dict:
+            """Record this run's attempt at the video (skipped if the file was replaced since)
+            and give it its own output folder, named by content."""
+            try:
+                return steps.claim_local_video(
+                    _local(),
+                    params["video"],
+                    params["etag"],
+                    run_id,
+                    _targets(params),
+                    params["threshold"],
+                )
+            except SupersededError as exc:
+                raise AirflowSkipException(str(exc)) from None
 
-        @task
+        @task(pool=CPU_POOL)
         def features(run: dict) -> str:
+            """Sample frames and run the image backbone (cached per video)."""
             from highlights.pipeline import stage_features
 
             return str(
@@ -148,8 +168,9 @@ def highlights_pipeline() -> None:
                 )
             )
 
-        @task
+        @task(pool=CPU_POOL)
         def scores(run: dict, features_path: str) -> str:
+            """Score every window with the sequence model."""
             from highlights.pipeline import stage_scores
 
             config = steps.local_config(run)
@@ -161,6 +182,7 @@ def highlights_pipeline() -> None:
 
         @task
         def segments(run: dict, scores_path: str) -> str:
+            """Merge passing windows into ranges; record every window in results.sqlite."""
             from highlights.pipeline import RESULTS_DB, stage_segments
             from highlights.results import SQLiteResults
 
@@ -177,8 +199,9 @@ def highlights_pipeline() -> None:
                 )
             )
 
-        @task
+        @task(pool=CPU_POOL)
         def clips(run: dict, segments_path: str) -> list[str]:
+            """Cut one clip and thumbnail per range."""
             from highlights.pipeline import stage_clips
 
             made = stage_clips(
@@ -189,8 +212,9 @@ def highlights_pipeline() -> None:
             )
             return [str(p) for p in made]
 
-        @task
+        @task(pool=CPU_POOL)
         def reel(run: dict, clip_paths: list[str]) -> str | None:
+            """Join the clips into one reel."""
             from highlights.pipeline import stage_reel
 
             made = stage_reel([Path(p) for p in clip_paths], Path(run["out_dir"]))
@@ -198,6 +222,7 @@ def highlights_pipeline() -> None:
 
         @task
         def report(run: dict, scores_path: str, segments_path: str, clip_paths: list[str]) -> str:
+            """The HTML report: score timeline, ranges, a thumbnail and link per clip."""
             from highlights.pipeline import stage_report
 
             return str(
@@ -215,6 +240,7 @@ def highlights_pipeline() -> None:
         def email(
             run: dict, segments_path: str, clips: list[str], reel: str | None, report: str
         ) -> str:
+            """Write notification.eml, or send it when `mail.smtp_host` is configured."""
             from highlights.pipeline import default_notifier, stage_notify
 
             config = steps.local_config(run)
@@ -228,39 +254,41 @@ def highlights_pipeline() -> None:
                 config=config,
             )
 
-        video = wait_for_video()
-        run = claim_video(video)
+        @task(outlets=[MATCH_RESULTS])
+        def finish_match(
+            run: dict, clips: list[str], reel: str | None, params: dict, run_id: str, outlet_events
+        ) -> dict:
+            """Mark the video done (no dispatcher starts it again) and announce the results."""
+            steps.finish_local_video(_local(), params["video"], run_id)
+            results = {"match_id": run["match_id"], "clips": clips, "reel": reel}
+            outlet_events[MATCH_RESULTS].extra = {**results, "folder": run["out_dir"]}
+            return results
+
+        run = claim_video()
         feature_file = features(run)
         score_file = scores(run, feature_file)
         segment_file = segments(run, score_file)
         clip_files = clips(run, segment_file)
         reel_file = reel(run, clip_files)
         report_file = report(run, score_file, segment_file, clip_files)
-        email(run, segment_file, clip_files, reel_file, report_file)
-        branch >> video
+        sent = email(run, segment_file, clip_files, reel_file, report_file)
+        sent >> finish_match(run, clip_files, reel_file)
+        branch >> run
 
     with TaskGroup("aws"):
-        wait_for_upload = S3KeySensor(
-            task_id="wait_for_upload",
-            bucket_name=_aws_var("input_bucket"),
-            bucket_key="{{ params.key or (var.json.highlights_aws.input_prefix ~ '*') }}",
-            wildcard_match=True,
-            check_fn=_has_new_upload,
-            metadata_keys=["Key", "ETag", "Size"],
-            aws_conn_id=AWS_CONN,
-            region_name=_aws_var("region"),
-            deferrable=True,
-            poke_interval=30,
-            timeout=WAIT_SECONDS,
-            soft_fail=True,
-        )
 
         @task
         def claim_upload(params: dict, run_id: str) -> dict:
-            return steps.claim_upload(_s3(), _aws(), params["key"], run_id)
+            """Record this run's attempt at the upload; skipped if a newer upload replaced it
+            (`HeadObject` with `IfMatch` on the run's ETag)."""
+            try:
+                return steps.claim_upload(_s3(), _aws(), params["key"], params["etag"], run_id)
+            except SupersededError as exc:
+                raise AirflowSkipException(str(exc)) from None
 
         @task
         def probe_upload(match: dict) -> dict:
+            """MediaConvert `Probe`: duration, frame rate, audio."""
             from dataclasses import asdict
 
             from highlights.mediaconvert import source_info
@@ -275,6 +303,7 @@ def highlights_pipeline() -> None:
 
         @task
         def frame_capture_settings(match: dict, source: dict, params: dict) -> dict:
+            """The MediaConvert frame-capture job's settings."""
             from highlights.mediaconvert import frame_capture_settings as build
 
             return build(
@@ -283,6 +312,7 @@ def highlights_pipeline() -> None:
 
         @task
         def features_job(match: dict, params: dict) -> dict:
+            """The features processing job's request."""
             from highlights.sagemaker_jobs import features_job as build
 
             settings = _aws().processing(params["instance_type"], params["features_instances"])
@@ -297,6 +327,7 @@ def highlights_pipeline() -> None:
 
         @task
         def scores_job(match: dict, source: dict, params: dict) -> dict:
+            """The scoring processing job's request."""
             from highlights.sagemaker_jobs import scores_job as build
 
             settings = _aws()
@@ -317,14 +348,17 @@ def highlights_pipeline() -> None:
 
         @task
         def find_ranges(match: dict) -> list[dict]:
+            """Publish the scoring job's segments.json beside the clips; its ranges."""
             return steps.publish_ranges(_s3(), _aws(), match)
 
         @task
         def clip_jobs(match: dict, source: dict, ranges: list[dict]) -> list[dict]:
+            """One MediaConvert job request per range."""
             return steps.clip_jobs(match, source, ranges)
 
         @task
         def reel_job(match: dict, source: dict, ranges: list[dict]) -> dict:
+            """The reel's job settings (skipped when nothing was detected)."""
             settings = steps.reel_job(match, source, ranges)
             if settings is None:
                 raise AirflowSkipException("no highlights: no reel")
@@ -332,7 +366,16 @@ def highlights_pipeline() -> None:
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def send_email(match: dict, ranges: list[dict]) -> str:
+            """Email expiring links to the clips and reel (once per match)."""
             return steps.send_email_once(_s3(), _client("ses"), _aws(), match, ranges)
+
+        @task(outlets=[MATCH_RESULTS])
+        def finish_upload(match: dict, ranges: list[dict], run_id: str, outlet_events) -> dict:
+            """Mark the upload done (no dispatcher starts it again) and announce the results."""
+            steps.finish_upload(_s3(), _aws(), match, run_id)
+            results = steps.upload_results(match, len(ranges))
+            outlet_events[MATCH_RESULTS].extra = results
+            return results
 
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def delete_scratch(match: dict | None, folder: str) -> int:
@@ -363,27 +406,44 @@ def highlights_pipeline() -> None:
             task_id="capture_frames",
             settings=frame_capture_settings(match, source),
             purpose="frames",
+            pool=MEDIACONVERT_POOL,
+            doc_md="MediaConvert frame capture at the model's rate into the work bucket.",
             **job_args,
         )
         extract = SageMakerProcessingOnceOperator(
-            task_id="extract_features", config=features_job(match), **sagemaker_args
+            task_id="extract_features",
+            config=features_job(match),
+            pool=SAGEMAKER_POOL,
+            doc_md="SageMaker Processing: backbone features of the frames, sharded by key.",
+            **sagemaker_args,
         )
         score = SageMakerProcessingOnceOperator(
-            task_id="score_windows", config=scores_job(match, source), **sagemaker_args
+            task_id="score_windows",
+            config=scores_job(match, source),
+            pool=SAGEMAKER_POOL,
+            doc_md="SageMaker Processing: window scores, DynamoDB items and segments.json.",
+            **sagemaker_args,
         )
         ranges = find_ranges(match)
-        cut = MediaConvertCreateJobOperator.partial(task_id="cut_clip", **job_args).expand_kwargs(
-            clip_jobs(match, source, ranges)
-        )
+        cut = MediaConvertCreateJobOperator.partial(
+            task_id="cut_clip",
+            pool=MEDIACONVERT_POOL,
+            doc_md="One MediaConvert job per highlight range.",
+            map_index_template=CLIP_LABEL,
+            **job_args,
+        ).expand_kwargs(clip_jobs(match, source, ranges))
         reel = MediaConvertCreateJobOperator(
             task_id="make_reel",
             settings=reel_job(match, source, ranges),
             purpose="reel",
+            pool=MEDIACONVERT_POOL,
+            doc_md="One MediaConvert job joining every range into the reel.",
             **job_args,
         )
         sent = send_email(match, ranges)
+        sent >> finish_upload(match, ranges)
 
-        branch >> wait_for_upload >> match
+        branch >> match
         capture >> extract >> score >> ranges
         [cut, reel] >> sent
         extract >> delete_scratch.override(task_id="delete_frames")(match, "frames")

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from highlights.claims import Claim, S3Claims
 from highlights.config import Config
-from highlights.errors import ConfigError, InputError
+from highlights.errors import ConfigError, InputError, SupersededError
+from highlights.inbox import LocalInbox
 from highlights.matches import (
     HIGHLIGHTS_ROOT,
-    LocalInbox,
     Match,
     MatchPrefixes,
-    is_video_key,
     match_for_object,
     prefixes,
     s3_url,
@@ -36,7 +36,6 @@ LOCAL_VARIABLE = "highlights_local"
 TARGETS_VARIABLE = "highlights_targets"
 BACKEND_VARIABLE = "highlights_backend"
 BACKENDS = ("local", "aws")
-CLAIM_MARKER = "run.json"
 
 AWS_KEYS = (
     "region", "input_bucket", "input_prefix", "work_bucket", "highlights_bucket",
@@ -74,6 +73,26 @@ def choose_targets(param: Sequence[str] | None, variable: Sequence[str] | str | 
             f"`{TARGETS_VARIABLE}` Variable (a JSON list of class names)"
         )
     return targets
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    """The `[highlights]` section of the Airflow configuration: how matches are dispatched."""
+
+    max_active_runs: int = 3  # pipeline runs (matches) processed at once
+    max_attempts: int = 3  # failed runs of one input before it is parked
+    inbox_poll_seconds: float = 15.0  # how often the local dispatcher looks at the folder
+    upload_visibility_seconds: int = 900  # received messages stay hidden this long (SQS)
+
+    def __post_init__(self) -> None:
+        if self.max_active_runs < 1 or self.max_attempts < 1:
+            raise ConfigError("[highlights] max_active_runs and max_attempts must be at least 1")
+        if self.inbox_poll_seconds <= 0:
+            raise ConfigError("[highlights] inbox_poll_seconds must be positive")
+        if not 30 <= self.upload_visibility_seconds <= 43200:
+            raise ConfigError(
+                "[highlights] upload_visibility_seconds must be between 30 and 43200 (an SQS limit)"
+            )
 
 
 @dataclass(frozen=True)
@@ -163,17 +182,6 @@ def _folder(prefix: str) -> str:
 # --- local backend ----------------------------------------------------------------------------
 
 
-def next_local_video(settings: LocalSettings, video: str | None) -> str | None:
-    """The run's `video` param if given, else the next new file in the watched folder."""
-    if video:
-        path = Path(video)
-        if not path.is_file():
-            raise InputError(f"{path}: video file not found")
-        return str(path.resolve())
-    found = settings.inbox.next_new()
-    return str(found.resolve()) if found else None
-
-
 @dataclass(frozen=True)
 class LocalRun:
     """What every local task needs to find the files of one match."""
@@ -189,18 +197,47 @@ class LocalRun:
 
 
 def claim_local_video(
-    settings: LocalSettings, video: str, targets: list[str], threshold: float
+    settings: LocalSettings,
+    video: str,
+    etag: str,
+    run_id: str,
+    targets: list[str],
+    threshold: float,
 ) -> dict[str, Any]:
-    """Give the video its own output folder (named by content) and mark it as taken."""
+    """Record this run's attempt at the video and give the video its own output folder.
+
+    A video in the watched folder must still be the version the run was started for (`etag`:
+    size and modification time); a replaced one raises `SupersededError`, since the run
+    started for the new version processes it.
+    """
     from highlights.files import file_sha256
     from highlights.pipeline import claim_output_dir, match_id_for_digest
 
+    if not video:
+        raise ConfigError(
+            "the run has no `video` param: the highlights_inbox DAG starts one run per file, "
+            "or trigger highlights_pipeline with `video` set to a file"
+        )
     path = Path(video)
+    if not path.is_file():
+        raise InputError(f"{path}: video file not found")
     if not settings.model_dir.is_dir():
         raise ConfigError(
             f"{settings.model_dir}: model folder not found; set model_dir in the "
             f"`{LOCAL_VARIABLE}` Variable to a folder made by `highlights train`"
         )
+    inbox = settings.inbox
+    if inbox.holds(path):
+        current = inbox.video(path)
+        if etag and etag != current.version:
+            raise SupersededError(
+                f"{path}: replaced since this run was started (version {etag}, now "
+                f"{current.version}); the run started for the new version processes it"
+            )
+        claim = inbox.claims.read(path.name)
+        if claim is None or claim.version != current.version:
+            claim = current.fresh_claim()
+        inbox.claims.write(path.name, claim.started(run_id))
     digest = file_sha256(path)
     match_id = match_id_for_digest(digest)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).strip("-") or "match"
@@ -208,8 +245,6 @@ def claim_local_video(
     claim_output_dir(out_dir, match_id)
     work_dir = out_dir / "work"
     work_dir.mkdir(exist_ok=True)
-    if path.parent.resolve() == settings.incoming_dir.resolve():
-        settings.inbox.claim(path)
     run = LocalRun(
         match_id=match_id,
         digest=digest,
@@ -221,6 +256,29 @@ def claim_local_video(
         threshold=threshold,
     )
     return asdict(run)
+
+
+def _update_local_claim(settings: LocalSettings, video: str, change: Any) -> None:
+    """Apply `change` to the claim record of a video in the watched folder (others have none)."""
+    if not video or not settings.inbox.holds(Path(video)):
+        return
+    inbox = settings.inbox
+    name = Path(video).name
+    claim = inbox.claims.read(name)
+    if claim is None and Path(video).is_file():
+        claim = inbox.video(Path(video)).fresh_claim()
+    if claim is not None:
+        inbox.claims.write(name, change(claim))
+
+
+def finish_local_video(settings: LocalSettings, video: str, run_id: str) -> None:
+    """The run succeeded: the video is done and no dispatcher pass will start it again."""
+    _update_local_claim(settings, video, lambda claim: claim.succeeded(run_id))
+
+
+def note_local_error(settings: LocalSettings, video: str, run_id: str, error: str) -> None:
+    """A task of the run failed: keep its error with the attempt (the dispatcher decides)."""
+    _update_local_claim(settings, video, lambda claim: claim.noted_error(run_id, error))
 
 
 def local_config(run: Mapping[str, Any]) -> Config:
@@ -237,17 +295,14 @@ def local_config(run: Mapping[str, Any]) -> Config:
 # --- aws backend: uploads ---------------------------------------------------------------------
 
 
-def claim_key(settings: AwsSettings, match_id: str) -> str:
-    return f"{prefixes(match_id).highlights}{CLAIM_MARKER}"
-
-
-def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
-    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+def upload_claims(s3: Any, settings: AwsSettings) -> S3Claims:
+    """Claim records live beside each match's outputs: `highlights/<match id>/run.json`."""
+    return S3Claims(settings.highlights_bucket, s3, HIGHLIGHTS_ROOT)
 
 
 def claimed_match_ids(s3: Any, settings: AwsSettings) -> set[str]:
-    """Matches some run has claimed: the claim marker is the first object in a match's folder,
-    so the folders under `highlights/` are the claimed ids (one LIST, not a HEAD per upload)."""
+    """Matches some run has claimed: the claim record is the first object in a match's folder,
+    so the folders under `highlights/` are the claimed ids (one LIST, not a GET per upload)."""
     paginator = s3.get_paginator("list_objects_v2")
     return {
         folder["Prefix"][len(HIGHLIGHTS_ROOT) :].rstrip("/")
@@ -258,56 +313,73 @@ def claimed_match_ids(s3: Any, settings: AwsSettings) -> set[str]:
     }
 
 
-def unclaimed_uploads(s3: Any, settings: AwsSettings, files: Sequence[Mapping[str, Any]]) -> list:
-    """Of the objects an S3 sensor saw (Key, ETag), the videos no run has claimed yet."""
-    claimed = claimed_match_ids(s3, settings)
-    return sorted(
-        item["Key"]
-        for item in files
-        if item.get("Key")
-        and item.get("ETag")
-        and is_video_key(item["Key"])
-        and match_for_object(item["Key"], item["ETag"]).match_id not in claimed
-    )
+def _read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def list_uploads(s3: Any, settings: AwsSettings) -> list[dict[str, Any]]:
-    paginator = s3.get_paginator("list_objects_v2")
-    return [
-        {"Key": item["Key"], "ETag": item["ETag"]}
-        for page in paginator.paginate(Bucket=settings.input_bucket, Prefix=settings.input_prefix)
-        for item in page.get("Contents", [])
-    ]
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def claim_upload(s3: Any, settings: AwsSettings, key: str | None, run_id: str) -> dict[str, Any]:
-    """Pick the run's object (its `key` param, else the oldest unclaimed upload) and claim it.
+def claim_upload(
+    s3: Any, settings: AwsSettings, key: str, etag: str, run_id: str
+) -> dict[str, Any]:
+    """Record this run's attempt at the upload; it must still be the version it was started for.
 
-    The claim is a `run.json` object beside the match's highlights naming the run; the watch
-    skips claimed uploads, while a run given the key explicitly processes it again (re-runs
-    write to the same deterministic places, so nothing is duplicated).
+    `HeadObject` with `IfMatch` on the ETag: a newer upload under the same key (or a deleted
+    one) raises `SupersededError`, since the newer upload has its own run.
     """
     if not key:
-        fresh = unclaimed_uploads(s3, settings, list_uploads(s3, settings))
-        if not fresh:
-            raise InputError(
-                f"s3://{settings.input_bucket}/{settings.input_prefix}: no unclaimed video"
-            )
-        key = fresh[0]
+        raise ConfigError(
+            "the run has no `key` param: the highlights_uploads DAG starts one run per upload, "
+            "or trigger highlights_pipeline with `key` (and `etag`) set"
+        )
+    where = s3_url(settings.input_bucket, key)
+    condition = {"IfMatch": f'"{etag.strip(chr(34))}"'} if etag else {}
     try:
-        head = s3.head_object(Bucket=settings.input_bucket, Key=key)
+        head = s3.head_object(Bucket=settings.input_bucket, Key=key, **condition)
     except Exception as exc:
-        where = f"s3://{settings.input_bucket}/{key}"
+        code = _error_code(exc)
+        if code in ("412", "PreconditionFailed"):
+            raise SupersededError(
+                f"{where}: a newer upload replaced version {etag}; the newer upload's own run "
+                "processes it"
+            ) from None
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise SupersededError(f"{where}: deleted since this run was started") from None
         raise InputError(f"{where}: cannot read the upload: {exc}") from None
     match = match_for_object(key, head["ETag"])
-    body = {"match_id": match.match_id, "key": key, "etag": match.etag, "run_id": run_id}
-    s3.put_object(
-        Bucket=settings.highlights_bucket,
-        Key=claim_key(settings, match.match_id),
-        Body=json.dumps(body).encode(),
-        ContentType="application/json",
-    )
+    claims = upload_claims(s3, settings)
+    claim = claims.read(match.match_id) or Claim(input=where, version=match.etag)
+    claims.write(match.match_id, claim.started(run_id))
     return match_info(settings, match)
+
+
+def _update_upload_claim(
+    s3: Any, settings: AwsSettings, key: str, etag: str, change: Any
+) -> None:
+    if not key or not etag:
+        return
+    match = match_for_object(key, etag)
+    claims = upload_claims(s3, settings)
+    claim = claims.read(match.match_id) or Claim(
+        input=s3_url(settings.input_bucket, key), version=match.etag
+    )
+    claims.write(match.match_id, change(claim))
+
+
+def finish_upload(s3: Any, settings: AwsSettings, match: Mapping[str, Any], run_id: str) -> None:
+    """The run succeeded: the upload is done."""
+    _update_upload_claim(
+        s3, settings, match["key"], match["etag"], lambda claim: claim.succeeded(run_id)
+    )
+
+
+def note_upload_error(
+    s3: Any, settings: AwsSettings, key: str, etag: str, run_id: str, error: str
+) -> None:
+    """A task of the run failed: keep its error with the attempt (the dispatcher decides)."""
+    _update_upload_claim(s3, settings, key, etag, lambda claim: claim.noted_error(run_id, error))
 
 
 def match_info(settings: AwsSettings, match: Match) -> dict[str, Any]:
@@ -396,6 +468,18 @@ def reel_job(
         source["fps"],
         source["has_audio"],
     )
+
+
+def upload_results(match: Mapping[str, Any], count: int) -> dict[str, Any]:
+    """Where a finished match's clips and reel are (the asset event's `extra`)."""
+    paths = _prefixes(match)
+    bucket = match["highlights_bucket"]
+    return {
+        "match_id": match["match_id"],
+        "clips": [s3_url(bucket, f"{paths.clip_base(i)}.mp4") for i in range(count)],
+        "reel": s3_url(bucket, f"{paths.reel_base}.mp4") if count else None,
+        "folder": match["highlights_url"],
+    }
 
 
 # --- aws backend: email and cleanup -----------------------------------------------------------

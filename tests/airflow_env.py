@@ -3,7 +3,7 @@
 `configure()` must run before anything imports airflow: it points AIRFLOW_HOME at a fresh
 temporary folder (SQLite database, no example DAGs) whose DAGs and plugins folders are the
 repository's, and puts those folders on sys.path as the DAG processor and workers do.
-`migrate()` creates the metadata database once per process.
+`migrate()` creates the metadata database and the DAGs' pools once per process.
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ import os
 import shutil
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 PLUGINS = REPO / "plugins"
+POOLS = DAGS / "pools.json"
 DAG_ID = "highlights_pipeline"
+INBOX_DAG_ID = "highlights_inbox"
 
 _HOME_VAR = "HIGHLIGHTS_TEST_AIRFLOW_HOME"
 
@@ -56,23 +59,67 @@ _migrated: list[bool] = []
 
 
 def migrate() -> None:
-    """Create the metadata database (what `airflow db migrate` does), once per process."""
+    """Create the metadata database (what `airflow db migrate` does) and the pools of
+    dags/pools.json (what `airflow pools import` does), once per process."""
     if _migrated:
         return
+    from airflow.models.pool import Pool
     from airflow.utils import db
 
     db.initdb()
+    for name, pool in json.loads(POOLS.read_text()).items():
+        Pool.create_or_update_pool(
+            name, pool["slots"], pool["description"], pool["include_deferred"]
+        )
     _migrated.append(True)
 
 
-def load_dag() -> Any:
-    """The highlights DAG, parsed from dags/ the way the DAG processor parses it."""
+def load_dag(dag_id: str = DAG_ID) -> Any:
+    """A DAG of the dags/ folder, parsed the way the DAG processor parses it."""
     from airflow.dag_processing.dagbag import BundleDagBag
 
     bag = BundleDagBag(dag_folder=DAGS, bundle_path=DAGS)
     if bag.import_errors:
         raise AssertionError(f"DAG import errors: {bag.import_errors}")
-    return bag.dags[DAG_ID]
+    return bag.dags[dag_id]
+
+
+def run_triggered(dag: Any, run_id: str) -> Any:
+    """Run a run that a dispatcher triggered (queued, with its conf and note) to its end, in
+    this process, with `dag.test()`'s scheduling loop instead of a scheduler."""
+    from unittest import mock
+
+    import airflow.models.dagrun as dagrun_module
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.timezone import utcnow
+    from airflow.utils.state import DagRunState
+
+    def existing_run(*, dag: Any, session: Any, **_: Any) -> DagRun:
+        run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
+        run.state, run.start_date = DagRunState.RUNNING, utcnow()
+        for ti in run.get_task_instances(session=session):  # made with the DAG's own retries
+            ti.max_tries = dag.get_task(ti.task_id).retries
+        session.commit()
+        run.dag = dag
+        return run
+
+    # dag.test() clears task instances of its logical date first: give one no run has.
+    unused_date = datetime(1971, 1, 1, tzinfo=UTC)
+    with mock.patch.object(dagrun_module, "get_or_create_dagrun", existing_run):
+        return dag.test(logical_date=unused_date)
+
+
+def dag_runs(dag_id: str = DAG_ID) -> dict[str, Any]:
+    """run_id -> the run (state, conf, note, dates) of every run of a DAG, from the database."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        runs = session.query(DagRun).filter_by(dag_id=dag_id).all()
+        for run in runs:
+            _ = run.note  # loaded before the session closes
+        session.expunge_all()
+        return {run.run_id: run for run in runs}
 
 
 def no_retries(dag: Any) -> None:
@@ -104,7 +151,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=dag_run.run_id).one()
+        run = session.query(DagRun).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id).one()
         return {
             (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
             for ti in run.get_task_instances(session=session)
@@ -119,7 +166,7 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
         row = (
             session.query(XComModel)
             .filter_by(
-                dag_id=DAG_ID,
+                dag_id=dag_run.dag_id,
                 run_id=dag_run.run_id,
                 task_id=task_id,
                 map_index=map_index,
@@ -128,3 +175,15 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
             .one_or_none()
         )
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def map_labels(dag_run: Any, task_id: str) -> list[str]:
+    """The labels (rendered map indexes) of a mapped task's instances, as the UI shows them."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(
+            dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id
+        )
+        return sorted(str(ti.rendered_map_index) for ti in tis)

@@ -399,13 +399,20 @@ def _route_clients_to_fakes(patch: pytest.MonkeyPatch, world: World) -> None:
     patch.setattr(SageMakerTrigger, "run", recorded_run)
 
 
-def run_dag(world: World, conf: dict | None = None) -> Any:
+def pipeline_dag() -> Any:
     dag = airflow_env.load_dag()
     airflow_env.no_retries(dag)
-    dag.get_task("aws.wait_for_upload").poke_interval = 1
     for task_id in ("aws.extract_features", "aws.score_windows"):
         dag.get_task(task_id).check_interval = 1
+    return dag
+
+
+def run_dag(world: World, conf: dict | None = None, run_id: str | None = None) -> Any:
+    """A pipeline run started by hand with `conf`, or the dispatcher-triggered run `run_id`."""
+    dag = pipeline_dag()
     try:
+        if run_id:
+            return airflow_env.run_triggered(dag, run_id)
         return dag.test(run_conf={"features_instances": 2, **(conf or {})})
     finally:
         for worker in world.processing.workers:
@@ -414,15 +421,11 @@ def run_dag(world: World, conf: dict | None = None) -> Any:
 
 @pytest.fixture(scope="module")
 def first_run(world, synthetic_match):
-    """A match uploaded while the run already waits: the deferred sensor must notice it."""
-    timer = threading.Timer(3.0, world.upload, (UPLOAD, synthetic_match[0]))
-    timer.start()
-    try:
-        dag_run = run_dag(world)
-    finally:
-        timer.join()
-    etag = world.s3.head_object(Bucket="match-uploads", Key=UPLOAD)["ETag"]
-    return dag_run, match_for_object(UPLOAD, etag).match_id
+    """A match uploaded and its run started as the dispatcher starts it: key, ETag, backend."""
+    match_id = world.upload(UPLOAD, synthetic_match[0])
+    etag = world.s3.head_object(Bucket="match-uploads", Key=UPLOAD)["ETag"].strip('"')
+    dag_run = run_dag(world, {"backend": "aws", "key": UPLOAD, "etag": etag})
+    return dag_run, match_id
 
 
 # --- the successful run -------------------------------------------------------------------------
@@ -433,6 +436,48 @@ def test_upload_runs_the_pipeline_to_success(first_run):
     states = airflow_env.task_states(dag_run)
     assert str(dag_run.state) == "success", states
     assert {s for t, s in states.items() if t.startswith("local.")} == {"skipped"}
+
+
+def test_the_upload_is_done_in_its_claim_record(world, first_run):
+    dag_run, match_id = first_run
+    record = json.loads(
+        world.s3.get_object(Bucket="match-highlights", Key=f"highlights/{match_id}/run.json")[
+            "Body"
+        ].read()
+    )
+    assert record["state"] == "done"
+    assert record["input"] == f"s3://match-uploads/{UPLOAD}"
+    assert [(a["run_id"], a["outcome"]) for a in record["attempts"]] == [(dag_run.run_id, "done")]
+
+
+def test_finished_match_is_announced_with_its_clips_and_reel(world, first_run):
+    dag_run, match_id = first_run
+    extra = airflow_env.xcom(dag_run, "aws.finish_upload")
+    assert extra["match_id"] == match_id
+    assert extra["folder"] == f"s3://match-highlights/highlights/{match_id}/"
+    clip_keys = world.keys("match-highlights", f"highlights/{match_id}/clips/")
+    assert [c.split("/", 3)[3] for c in extra["clips"]] == [
+        k for k in clip_keys if k.endswith(".mp4")
+    ]
+    assert extra["reel"] == f"s3://match-highlights/highlights/{match_id}/reel.mp4"
+
+
+def test_a_run_for_a_replaced_upload_is_skipped_cleanly(world, synthetic_match, tmp_path):
+    from highlights import synthetic
+
+    key = "incoming/replaced.mp4"
+    world.upload(key, synthetic_match[0])
+    old = world.s3.head_object(Bucket="match-uploads", Key=key)["ETag"].strip('"')
+    world.upload(key, synthetic.make_match(tmp_path / "newer.mp4", 4.0, []))
+    jobs_before = len(world.mediaconvert.requests)
+    dag_run = run_dag(world, {"backend": "aws", "key": key, "etag": old})
+    states = airflow_env.task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["aws.claim_upload"] == "skipped"
+    assert states["aws.capture_frames"] == "skipped"
+    assert len(world.mediaconvert.requests) == jobs_before
+    stale_id = match_for_object(key, old).match_id
+    assert world.keys("match-highlights", f"highlights/{stale_id}/") == []
 
 
 def test_frame_capture_job_samples_the_upload_at_the_capture_rate(world, first_run):
@@ -620,3 +665,46 @@ def test_match_without_highlights_is_still_reported(world, tmp_path):
     sent = world.sent_mail()
     assert len(sent) == mail_before + 1
     assert "0 highlights" in sent[-1].raw_data
+
+
+# --- an upload that cannot be processed -----------------------------------------------------------
+
+
+def sweep() -> Any:
+    return airflow_env.load_dag("highlights_upload_sweep").test()
+
+
+def test_a_failing_upload_is_retried_then_marked_failed_and_kept(world, monkeypatch, tmp_path):
+    monkeypatch.setenv("AIRFLOW__HIGHLIGHTS__MAX_ATTEMPTS", "2")
+    key = "incoming/unreadable feed.mp4"
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00not a video" * 1000)
+    match_id = world.upload(key, junk)
+    first = f"upload__{match_id}"
+
+    assert str(sweep().state) == "success"
+    assert str(run_dag(world, run_id=first).state) == "failed"
+    sweep()
+    retry = f"{first}__try2"
+    assert retry in airflow_env.dag_runs()
+    assert str(run_dag(world, run_id=retry).state) == "failed"
+    assert world.keys("match-highlights", f"highlights/{match_id}/failed.json") == []
+
+    sweep()
+    marker = json.loads(
+        world.s3.get_object(Bucket="match-highlights", Key=f"highlights/{match_id}/failed.json")[
+            "Body"
+        ].read()
+    )
+    assert marker["input"] == f"s3://match-uploads/{key}"
+    assert "aws.probe_upload" in marker["error"]
+    assert [a["run_id"] for a in marker["attempts"]] == [first, retry]
+    record = json.loads(
+        world.s3.get_object(Bucket="match-highlights", Key=f"highlights/{match_id}/run.json")[
+            "Body"
+        ].read()
+    )
+    assert record["state"] == "failed"
+    assert world.keys("match-uploads", key) == [key]  # the user's upload is never deleted
+    sweep()
+    assert f"{first}__try3" not in airflow_env.dag_runs()

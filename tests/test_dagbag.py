@@ -19,29 +19,84 @@ def test_dag_folder_loads_without_import_errors():
 
     bag = BundleDagBag(dag_folder=airflow_env.DAGS, bundle_path=airflow_env.DAGS)
     assert bag.import_errors == {}
-    assert list(bag.dag_ids) == [airflow_env.DAG_ID]
+    assert set(bag.dag_ids) == {airflow_env.DAG_ID, airflow_env.INBOX_DAG_ID}
 
 
-def test_each_run_waits_for_the_next_match(dag):
-    assert type(dag.timetable).__name__ == "ContinuousTimetable"
-    assert dag.max_active_runs == 1
+def test_pipeline_is_trigger_only_and_runs_several_matches_at_once(dag):
+    from highlights_airflow import dispatch
+
+    assert dag.timetable.__class__.__name__ == "NullTimetable"
+    assert dag.max_active_runs == dispatch().max_active_runs > 1
+
+
+def test_max_active_runs_comes_from_the_configuration(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__HIGHLIGHTS__MAX_ACTIVE_RUNS", "7")
+    assert airflow_env.load_dag().max_active_runs == 7
 
 
 def test_backend_is_chosen_first(dag):
     branch = dag.get_task("choose_backend")
-    assert branch.downstream_task_ids == {"local.wait_for_video", "aws.wait_for_upload"}
+    assert branch.downstream_task_ids == {"local.claim_video", "aws.claim_upload"}
 
 
 def test_local_backend_runs_the_pipeline_stages_in_order(dag):
-    order = ["wait_for_video", "claim_video", "features", "scores", "segments", "clips"]
+    order = ["claim_video", "features", "scores", "segments", "clips", "reel"]
     for before, after in zip(order, order[1:], strict=False):
         assert f"local.{after}" in dag.get_task(f"local.{before}").downstream_task_ids
+    assert "local.finish_match" in dag.get_task("local.email").downstream_task_ids
 
 
-def test_aws_upload_wait_is_deferrable(dag):
-    sensor = dag.get_task("aws.wait_for_upload")
-    assert type(sensor).__name__ == "S3KeySensor"
-    assert sensor.deferrable is True
+def test_every_pool_a_task_uses_is_in_pools_json(dag):
+    import json
+
+    pools = set(json.loads(airflow_env.POOLS.read_text()))
+    used = {task.pool for task in dag.tasks} - {"default_pool"}
+    assert used == pools == {"highlights_cpu", "mediaconvert", "sagemaker"}
+    assert dag.get_task("local.features").pool == "highlights_cpu"
+    assert dag.get_task("aws.capture_frames").pool == "mediaconvert"
+    assert dag.get_task("aws.cut_clip").partial_kwargs["pool"] == "mediaconvert"
+    assert dag.get_task("aws.extract_features").pool == "sagemaker"
+
+
+def test_every_task_failure_is_kept_with_the_inputs_claim(dag):
+    for task in dag.tasks:
+        callbacks = task.on_failure_callback
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        assert any(getattr(c, "__name__", "") == "_note_failure" for c in callbacks), task
+
+
+def test_finished_matches_update_the_results_asset(dag):
+    for task_id in ("local.finish_match", "aws.finish_upload"):
+        assert [asset.name for asset in dag.get_task(task_id).outlets] == [
+            "highlights_match_results"
+        ]
+
+
+def test_clip_jobs_are_labelled_with_their_range(dag):
+    template = dag.get_task("aws.cut_clip").map_index_template
+    assert "StartTimecode" in template and "EndTimecode" in template
+
+
+def test_dags_and_tasks_are_documented(dag):
+    inbox = airflow_env.load_dag(airflow_env.INBOX_DAG_ID)
+    assert "one highlights run per video" in inbox.doc_md
+    assert "one run per match" in dag.doc_md
+    undocumented = [t.task_id for t in [*dag.tasks, *inbox.tasks] if not t.doc_md]
+    assert undocumented == [], undocumented
+
+
+def test_inbox_dispatcher_starts_runs_by_deterministic_id_and_skips_existing_ones():
+    inbox = airflow_env.load_dag(airflow_env.INBOX_DAG_ID)
+    assert type(inbox.timetable).__name__ == "ContinuousTimetable"
+    assert inbox.max_active_runs == 1
+    sensor = inbox.get_task("find_new_videos")
+    assert sensor.mode == "reschedule"
+    start = inbox.get_task("start_match_run")
+    assert type(start).__name__ == "MappedOperator"
+    kwargs = start.partial_kwargs
+    assert kwargs["trigger_dag_id"] == airflow_env.DAG_ID
+    assert kwargs["skip_when_already_exists"] is True
+    assert kwargs["logical_date"] is None
 
 
 def test_aws_processing_jobs_are_deferrable_and_ordered(dag):
