@@ -76,6 +76,21 @@ def client(name: str) -> Any:
     return AwsBaseHook(aws_conn_id=AWS_CONN, client_type=name, region_name=aws().region).conn
 
 
+def start_match_runs(requests: Any) -> Any:
+    """One `highlights_pipeline` run per request (mapped `TriggerDagRunOperator`); a request for
+    a run id that exists is skipped, so an input seen twice never starts twice."""
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+
+    return TriggerDagRunOperator.partial(
+        task_id="start_match_run",
+        trigger_dag_id=PIPELINE_DAG_ID,
+        logical_date=None,
+        skip_when_already_exists=True,
+        map_index_template="{{ task.trigger_run_id }}",
+        doc_md="One `highlights_pipeline` run per input; skipped if that run exists already.",
+    ).expand_kwargs(requests)
+
+
 def pipeline_run_state(ti: Any, run_id: str) -> str | None:
     """State of the pipeline run `run_id` (`queued`, `running`, `success`, `failed`), None if
     there is no such run. Asked through the task's own Execution API (a task has no database)."""

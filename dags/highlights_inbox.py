@@ -18,9 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dispatch_steps
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import PokeReturnValue, dag, task
-from highlights_airflow import PIPELINE_DAG_ID, dispatch, local, pipeline_run_state
+from highlights_airflow import dispatch, local, pipeline_run_state, start_match_runs
 
 SETTINGS = dispatch()
 
@@ -52,14 +51,7 @@ def highlights_inbox() -> None:
         )
         return PokeReturnValue(is_done=bool(requests), xcom_value=requests)
 
-    TriggerDagRunOperator.partial(
-        task_id="start_match_run",
-        trigger_dag_id=PIPELINE_DAG_ID,
-        logical_date=None,
-        skip_when_already_exists=True,
-        map_index_template="{{ task.trigger_run_id }}",
-        doc_md="One `highlights_pipeline` run per video; skipped if that run exists already.",
-    ).expand_kwargs(find_new_videos())
+    start_match_runs(find_new_videos())
 
 
 highlights_inbox()

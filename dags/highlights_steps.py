@@ -355,9 +355,7 @@ def claim_upload(
     return match_info(settings, match)
 
 
-def _update_upload_claim(
-    s3: Any, settings: AwsSettings, key: str, etag: str, change: Any
-) -> None:
+def _update_upload_claim(s3: Any, settings: AwsSettings, key: str, etag: str, change: Any) -> None:
     if not key or not etag:
         return
     match = match_for_object(key, etag)

@@ -23,36 +23,24 @@ from typing import Any
 import dispatch_steps
 import highlights_steps as steps
 from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import XComArg, dag, task
+from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 from airflow.task.trigger_rule import TriggerRule
 from highlights_airflow import (
     AWS_CONN,
-    PIPELINE_DAG_ID,
     aws,
     aws_var,
     client,
     dispatch,
     pipeline_run_state,
     s3,
+    start_match_runs,
 )
 
 from highlights.uploads import uploads_from_messages
 
 SETTINGS = dispatch()
 WAIT_TASK = "wait_for_uploads"
-
-
-def _start_runs(requests: XComArg) -> Any:
-    return TriggerDagRunOperator.partial(
-        task_id="start_match_run",
-        trigger_dag_id=PIPELINE_DAG_ID,
-        logical_date=None,
-        skip_when_already_exists=True,
-        map_index_template="{{ task.trigger_run_id }}",
-        doc_md="One `highlights_pipeline` run per upload; skipped if that run exists already.",
-    ).expand_kwargs(requests)
 
 
 def _run_state(ti: Any) -> dispatch_steps.RunState:
@@ -122,7 +110,7 @@ def highlights_uploads() -> None:
     runs = plan_runs()
     wait >> runs
     delete = delete_messages()
-    _start_runs(runs) >> delete
+    start_match_runs(runs) >> delete
     runs >> delete
 
 
@@ -163,7 +151,7 @@ def highlights_upload_sweep() -> None:
         )
         return plan.requests
 
-    _start_runs(find_unfinished_uploads())
+    start_match_runs(find_unfinished_uploads())
 
 
 highlights_uploads()

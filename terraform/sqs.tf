@@ -1,4 +1,6 @@
-# S3 puts one message per new object under the input prefix; the DAG's sensor watches this queue.
+# S3 puts one message per new object under the input prefix; the highlights_uploads DAG receives
+# them (its own VisibilityTimeout per receive, [highlights] upload_visibility_seconds = 900 s) and
+# deletes each once its pipeline run exists. The queue default below applies to other consumers.
 resource "aws_sqs_queue" "uploads" {
   name                              = "${var.name}-uploads"
   kms_master_key_id                 = aws_kms_key.main.arn

@@ -94,7 +94,7 @@ variable "queue_visibility_timeout_seconds" {
 
 variable "queue_max_receive_count" {
   type        = number
-  description = "Receives after which an upload message that was never deleted moves to the dead-letter queue."
+  description = "Receives after which an upload message that was never deleted moves to the dead-letter queue. Each receive hides it for the DAG's upload_visibility_seconds (900 s), so 5 receives give a failing dispatch about 75 minutes, longer than the hourly sweep's interval."
   default     = 5
 
   validation {

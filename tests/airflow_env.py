@@ -9,11 +9,13 @@ repository's, and puts those folders on sys.path as the DAG processor and worker
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -187,3 +189,26 @@ def map_labels(dag_run: Any, task_id: str) -> list[str]:
             dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id
         )
         return sorted(str(ti.rendered_map_index) for ti in tis)
+
+
+@contextlib.contextmanager
+def moto_aws(patch: Any, region: str) -> Iterator[str]:
+    """A moto server on a free loopback port; fake credentials and `aws_default` pointing at it
+    (undone with `patch`). Yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+    }.items():
+        patch.setenv(name, value)
+    set_aws_connection(patch, endpoint, region)
+    try:
+        yield endpoint
+    finally:
+        server.stop()

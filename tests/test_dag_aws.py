@@ -322,31 +322,18 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, trained_model):
-    from moto.server import ThreadedMotoServer
-
     airflow_env.migrate()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
     patch = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ENDPOINT_URL": endpoint,  # for boto3 inside the processing entrypoints
-    }.items():
-        patch.setenv(name, value)
-    airflow_env.set_aws_connection(patch, endpoint, REGION)
-    scratch = tmp_path_factory.mktemp("aws-backend")
-    world = World(endpoint, scratch, trained_model)
-    airflow_env.set_variable(patch, "highlights_aws", world.variable)
-    airflow_env.set_variable(patch, "highlights_backend", "aws")
-    airflow_env.set_variable(patch, "highlights_targets", [TARGET])
-    _route_clients_to_fakes(patch, world)
-    yield world
-    patch.undo()
-    server.stop()
+    with airflow_env.moto_aws(patch, REGION) as endpoint:
+        patch.setenv("AWS_ENDPOINT_URL", endpoint)  # for boto3 inside the processing entrypoints
+        scratch = tmp_path_factory.mktemp("aws-backend")
+        world = World(endpoint, scratch, trained_model)
+        airflow_env.set_variable(patch, "highlights_aws", world.variable)
+        airflow_env.set_variable(patch, "highlights_backend", "aws")
+        airflow_env.set_variable(patch, "highlights_targets", [TARGET])
+        _route_clients_to_fakes(patch, world)
+        yield world
+        patch.undo()
 
 
 def _route_clients_to_fakes(patch: pytest.MonkeyPatch, world: World) -> None:
@@ -674,7 +661,9 @@ def sweep() -> Any:
     return airflow_env.load_dag("highlights_upload_sweep").test()
 
 
-def test_a_failing_upload_is_retried_then_marked_failed_and_kept(world, monkeypatch, tmp_path):
+def test_a_failing_upload_is_retried_then_marked_failed_and_kept(
+    world, monkeypatch, tmp_path, strict_requests
+):
     monkeypatch.setenv("AIRFLOW__HIGHLIGHTS__MAX_ATTEMPTS", "2")
     key = "incoming/unreadable feed.mp4"
     junk = tmp_path / "junk.mp4"
@@ -708,3 +697,6 @@ def test_a_failing_upload_is_retried_then_marked_failed_and_kept(world, monkeypa
     assert world.keys("match-uploads", key) == [key]  # the user's upload is never deleted
     sweep()
     assert f"{first}__try3" not in airflow_env.dag_runs()
+    etag = world.s3.head_object(Bucket="match-uploads", Key=key)["ETag"]
+    claims = [r for r in strict_requests.calls("s3", "HeadObject") if "IfMatch" in r.params]
+    assert [(r.params["Key"], r.params["IfMatch"]) for r in claims] == [(key, etag)] * 2

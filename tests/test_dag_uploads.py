@@ -3,6 +3,8 @@
 The input bucket is configured to notify the queue, so the messages are the S3 event JSON moto
 itself sends (including the `s3:TestEvent` sent when the notification is configured). The
 dispatcher's triggered pipeline runs are only queued here; `test_dag_aws.py` runs the pipeline.
+Every S3 and SQS request (boto3 and the triggerer's aiobotocore) is validated in full against its
+botocore model (`tests/aws_strict.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 from highlights.matches import match_for_object
 from tests import airflow_env
+from tests.aws_strict import strict_aws
 
 airflow_env.configure()
 
@@ -70,6 +73,7 @@ class Queue:
             "recipient_emails": ["coach@example.com"],
         }
         self.fail_next_delete = False
+        self.requests: Any = None  # the strict RequestLog, set by the fixture
 
     def upload(self, key: str, body: bytes) -> str:
         self.s3.put_object(Bucket=INPUT, Key=key, Body=body)
@@ -101,24 +105,26 @@ class Queue:
 @pytest.fixture(scope="module")
 def queue():
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-    from moto.server import ThreadedMotoServer
 
     airflow_env.migrate()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
     patch = pytest.MonkeyPatch()
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        patch.setenv(name, value)
-    airflow_env.set_aws_connection(patch, endpoint, REGION)
-    world = Queue(endpoint)
-    airflow_env.set_variable(patch, "highlights_aws", world.variable)
-    airflow_env.set_variable(patch, "highlights_backend", "aws")
+    with airflow_env.moto_aws(patch, REGION) as endpoint:
+        world = Queue(endpoint)
+        airflow_env.set_variable(patch, "highlights_aws", world.variable)
+        airflow_env.set_variable(patch, "highlights_backend", "aws")
+        patch.setattr(AwsBaseHook, "get_client_type", _failing_deletes(world))
+        try:
+            with strict_aws() as requests:
+                world.requests = requests
+                yield world
+        finally:
+            patch.undo()
+
+
+def _failing_deletes(world: Queue) -> Any:
+    """`AwsBaseHook.get_client_type` whose SQS clients fail a delete when `world` asks."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
     client_type = AwsBaseHook.get_client_type
 
     def with_failure_hook(self, region_name=None, config=None, deferrable=False):
@@ -129,10 +135,7 @@ def queue():
             )
         return client
 
-    patch.setattr(AwsBaseHook, "get_client_type", with_failure_hook)
-    yield world
-    patch.undo()
-    server.stop()
+    return with_failure_hook
 
 
 def dispatch() -> Any:
@@ -190,6 +193,18 @@ def test_every_message_is_deleted_test_event_and_junk_included(queue, first_batc
     states = airflow_env.task_states(first_batch[0])
     assert states["delete_messages"] == "success"
     assert queue.messages_in_queue() == 0
+    [delete] = queue.requests.calls("sqs", "DeleteMessageBatch")
+    assert len(delete.params["Entries"]) == 5  # test event, three videos, the text file
+
+
+def test_messages_are_received_without_deletion_and_hidden_for_the_dispatch(queue, first_batch):
+    receives = [
+        r
+        for r in queue.requests.calls("sqs", "ReceiveMessage")
+        if r.params.get("VisibilityTimeout") == VISIBILITY
+    ]
+    assert receives and all(r.params["MaxNumberOfMessages"] == 10 for r in receives)
+    assert queue.requests.calls("sqs", "DeleteMessage") == []  # only the checked batch delete
 
 
 def test_a_resent_message_is_a_skipped_trigger(queue, first_batch):

@@ -19,7 +19,12 @@ def test_dag_folder_loads_without_import_errors():
 
     bag = BundleDagBag(dag_folder=airflow_env.DAGS, bundle_path=airflow_env.DAGS)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {airflow_env.DAG_ID, airflow_env.INBOX_DAG_ID}
+    assert set(bag.dag_ids) == {
+        airflow_env.DAG_ID,
+        airflow_env.INBOX_DAG_ID,
+        "highlights_uploads",
+        "highlights_upload_sweep",
+    }
 
 
 def test_pipeline_is_trigger_only_and_runs_several_matches_at_once(dag):
@@ -81,8 +86,36 @@ def test_dags_and_tasks_are_documented(dag):
     inbox = airflow_env.load_dag(airflow_env.INBOX_DAG_ID)
     assert "one highlights run per video" in inbox.doc_md
     assert "one run per match" in dag.doc_md
-    undocumented = [t.task_id for t in [*dag.tasks, *inbox.tasks] if not t.doc_md]
+    dispatchers = [
+        airflow_env.load_dag(d) for d in ("highlights_uploads", "highlights_upload_sweep")
+    ]
+    assert all(d.doc_md for d in dispatchers)
+    tasks = [*dag.tasks, *inbox.tasks, *(t for d in dispatchers for t in d.tasks)]
+    undocumented = [t.task_id for t in tasks if not t.doc_md]
     assert undocumented == [], undocumented
+
+
+def test_upload_dispatcher_keeps_messages_until_the_runs_exist():
+    from highlights_airflow import dispatch
+
+    uploads = airflow_env.load_dag("highlights_uploads")
+    assert type(uploads.timetable).__name__ == "ContinuousTimetable"
+    assert uploads.max_active_runs == 1
+    sensor = uploads.get_task("wait_for_uploads")
+    assert type(sensor).__name__ == "SqsSensor"
+    assert sensor.deferrable is True
+    assert sensor.delete_message_on_reception is False
+    assert sensor.visibility_timeout == dispatch().upload_visibility_seconds
+    delete = uploads.get_task("delete_messages")
+    assert delete.trigger_rule == "all_done"
+    assert "start_match_run" in delete.upstream_task_ids
+
+
+def test_the_aws_dispatchers_start_paused_and_the_sweep_is_hourly():
+    sweep = airflow_env.load_dag("highlights_upload_sweep")
+    assert sweep.schedule == "@hourly" or str(sweep.timetable.summary) == "@hourly"
+    for dag_id in ("highlights_uploads", "highlights_upload_sweep"):
+        assert airflow_env.load_dag(dag_id).is_paused_upon_creation is True
 
 
 def test_inbox_dispatcher_starts_runs_by_deterministic_id_and_skips_existing_ones():
