@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import bisect
 import re
-import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
@@ -437,16 +436,11 @@ def picture_filters(
 # --- ffmpeg ------------------------------------------------------------------------------------
 
 
+_FFMPEG = (imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-y", "-loglevel", "error")
+
+
 def run_ffmpeg(args: list[str], what: str) -> None:
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-y",
-        "-loglevel",
-        "error",
-    ]
-    result = subprocess.run([*command, *args], capture_output=True, text=True)
+    result = subprocess.run([*_FFMPEG, "-nostdin", *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise JobError(f"{what}: ffmpeg failed: {result.stderr.strip()[-2000:]}")
 
@@ -578,39 +572,82 @@ def _extract(
     quality: int,
     folder: Path,
 ) -> list[Path]:
-    """One JPEG per shot; a frame captured twice is decoded once and copied."""
+    """One JPEG per shot, in capture order.
+
+    Each piece is decoded once by ffmpeg into raw pictures (already turned and scaled); the
+    pictures the shots name are passed on, in order and as often as named, to a second ffmpeg
+    that writes the JPEGs. Selection stays exact frame arithmetic here, whatever the count.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    frame_bytes = width * height * 3
     # MediaConvert's Quality is 1-100 (higher is better); ffmpeg's mjpeg -q:v is 2-31.
     qscale = str(round(2 + (100 - quality) * 29 / 99))
-    written: dict[tuple[int, int], Path] = {}
-    by_input: dict[int, list[int]] = {}
-    for piece_index, frame in shots:
-        by_input.setdefault(pieces[piece_index].input_index, []).append(frame)
-    for input_index, frames in by_input.items():
-        piece = next(p for p in pieces if p.input_index == input_index)
-        wanted = sorted(set(frames))
-        chain = "+".join(f"eq(n,{frame})" for frame in wanted)
-        filters = [
-            f"select='{chain}'",
-            *picture_filters(description, piece.source, piece.rotate, size),
-        ]
-        pattern = folder / f"input{input_index}-%07d.jpg"
-        run_ffmpeg(
-            [*_input_args([piece.source]), "-vf", ",".join(filters), "-fps_mode", "passthrough",
-             "-q:v", qscale, "-start_number", "0", str(pattern)],
-            f"frame capture of {piece.source.url}",
-        )  # fmt: skip
-        for position, frame in enumerate(wanted):
-            written[(input_index, frame)] = folder / f"input{input_index}-{position:07d}.jpg"
-    images = []
-    for number, (piece_index, frame) in enumerate(shots):
-        image = written[(pieces[piece_index].input_index, frame)]
-        if not image.exists():
-            raise JobError(f"frame {frame} of {pieces[piece_index].source.url} was not decoded")
-        copy = folder / f"capture-{number:07d}.jpg"
-        shutil.copyfile(image, copy)
-        images.append(copy)
+    pattern = folder / "capture-%07d.jpg"
+    encode = [*_FFMPEG, "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+              "-framerate", "1", "-i", "-", "-fps_mode", "passthrough", "-q:v", qscale,
+              "-start_number", "0", str(pattern)]  # fmt: skip
+    encode_log = folder / "encode.log"
+    with encode_log.open("wb") as log:
+        encoder = subprocess.Popen(encode, stdin=subprocess.PIPE, stderr=log)
+        assert encoder.stdin is not None
+        try:
+            for piece_index, piece in enumerate(pieces):
+                wanted = [frame for i, frame in shots if i == piece_index]
+                if wanted:
+                    for picture in _pictures(piece, description, size, frame_bytes, wanted, folder):
+                        encoder.stdin.write(picture)
+        finally:
+            encoder.stdin.close()
+            encoder.wait()
+    if encoder.returncode != 0:
+        raise JobError(f"frame capture: ffmpeg failed: {encode_log.read_text()[-2000:]}")
+    images = [folder / f"capture-{number:07d}.jpg" for number in range(len(shots))]
+    missing = [image.name for image in images if not image.exists()]
+    if missing:
+        raise JobError(f"frame capture wrote no {missing[0]}")
     return images
+
+
+def _pictures(
+    piece: Piece,
+    description: dict[str, Any],
+    size: tuple[int, int],
+    frame_bytes: int,
+    wanted: list[int],
+    folder: Path,
+) -> Iterator[bytes]:
+    """The raw pictures of source frames `wanted` (ascending, repeats allowed) of `piece`."""
+    filters = [
+        f"trim=start_frame={piece.first}:end_frame={piece.last + 1}",
+        *picture_filters(description, piece.source, piece.rotate, size),
+    ]
+    decode = [*_FFMPEG, "-nostdin", *_input_args([piece.source]), "-vf", ",".join(filters),
+              "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    decode_log = folder / "decode.log"
+    with decode_log.open("wb") as log:
+        decoder = subprocess.Popen(decode, stdout=subprocess.PIPE, stderr=log)
+        assert decoder.stdout is not None
+        position = iter(wanted)
+        target = next(position, None)
+        frame = piece.first
+        try:
+            while target is not None:
+                picture = decoder.stdout.read(frame_bytes)
+                if len(picture) < frame_bytes:
+                    break
+                while target == frame:
+                    yield picture
+                    target = next(position, None)
+                frame += 1
+        finally:
+            decoder.stdout.close()
+            decoder.wait()
+    if target is not None:
+        raise JobError(
+            f"frame capture: frame {target} of {piece.source.url} was not decoded "
+            f"({decode_log.read_text()[-2000:]})"
+        )
 
 
 # --- MP4 outputs

@@ -58,6 +58,9 @@ def videos(tmp_path_factory) -> dict[str, Path]:
         "rotated": make_split_colour_video(folder / "rotated.mp4", 1.0, rotation=90),
         "upright": make_split_colour_video(folder / "upright.mp4", 1.0),
         "sound": make_video(folder / "sound.mp4", 2.0, size=(64, 48), audio=True),
+        "long": make_video(
+            folder / "long.mp4", 12.0, fps=25, size=(32, 32), pattern="color=c=gray"
+        ),
     }
 
 
@@ -277,6 +280,14 @@ def test_capture_n_shows_the_frame_on_screen_at_n_over_the_rate(world, tmp_path,
     assert job["Status"] == "COMPLETE", job.get("ErrorMessage")
     assert captured_frames(s3, "frames/", tmp_path) == expected
     assert keys(s3, "frames/")[0] == "frames/frame.0000000.jpg"
+
+
+def test_every_frame_of_a_long_input_can_be_captured(world):
+    s3, fake, _ = world
+    job = submit(fake, capture_job(url("long"), Fraction(25), 1000))
+    assert job["Status"] == "COMPLETE", job.get("ErrorMessage")
+    assert len(keys(s3, "frames/")) == 300
+    assert keys(s3, "frames/")[-1] == "frames/frame.0000299.jpg"
 
 
 def test_captures_stop_at_max_captures(world, tmp_path):
