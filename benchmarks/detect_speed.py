@@ -27,8 +27,9 @@ from highlights import synthetic  # noqa: E402
 from highlights.backbones import load_backbone  # noqa: E402
 from highlights.config import Config  # noqa: E402
 from highlights.pipeline import run_detect  # noqa: E402
+from highlights.sampling import sample_frames  # noqa: E402
 from highlights.training import train  # noqa: E402
-from highlights.video import probe, sample_frames  # noqa: E402
+from highlights.video import probe  # noqa: E402
 
 
 def make_720p(path: Path, seconds: float) -> Path:

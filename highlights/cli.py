@@ -7,6 +7,8 @@ Exit status: 0 on success, 2 on bad input or usage (one line naming the file and
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
@@ -233,6 +235,47 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _quiet_tensorflow() -> None:
     # TensorFlow prints C++ start-up chatter to stderr unless told otherwise before import.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(
+        isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports TensorFlow (when something first needs it) with the process's stderr muted.
+
+    TensorFlow 2.21 writes start-up lines ("oneDNN custom operations are on") from C++ before its
+    logging is set up, so TF_CPP_MIN_LOG_LEVEL does not hold them back
+    (tensorflow/tensorflow#100442), and an error would no longer be the one line on stderr.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _MutedLoader(spec.loader)
+        return spec
+
+
+class _MutedLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 2)
+            self._loader.exec_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 if __name__ == "__main__":

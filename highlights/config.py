@@ -30,6 +30,20 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True)
+class DecodeConfig:
+    """How much damage a recording may have and still be used."""
+
+    # Refuse a video when more than this share of its sampled frames could not be decoded.
+    max_damaged_share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_damaged_share <= 1:
+            raise ConfigError(
+                f"decode.max_damaged_share must be in [0, 1], got {self.max_damaged_share}"
+            )
+
+
+@dataclass(frozen=True)
 class WindowConfig:
     """The sliding window over the feature sequence, in seconds."""
 
@@ -123,6 +137,7 @@ class Config:
     batch_size: int = 32  # frames per backbone call
     cache_dir: Path = Path(".highlights-cache")
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,24 +13,41 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from highlights.damage import (
+    DecodeDamage,
+    TimeRange,
+    damage_of,
+    merge_ranges,
+    ranges_from_array,
+    ranges_to_array,
+)
 from highlights.errors import InputError, VideoError
-from highlights.files import file_sha256, write_bytes_atomic
-from highlights.video import SampledFrame, probe, sample_frames
+from highlights.files import atomic_path, file_sha256
+from highlights.sampling import sample_frames
+from highlights.video import SampledFrame, probe
 
 if TYPE_CHECKING:
     from highlights.backbones import Backbone
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added per-frame damage flags and the damaged ranges
+# Version 1 files were written by a decoder that refused any damage: read as undamaged.
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
 class FeatureSequence:
-    """Per-frame features of one video, in time order."""
+    """Per-frame features of one video, in time order, with what could not be decoded."""
 
     times: np.ndarray  # (N,) float64 seconds, ascending
     features: np.ndarray  # (N, D) float32
     backbone: str
     rate: float  # frames per second that were sampled
+    damaged: np.ndarray = None  # type: ignore[assignment]  # (N,) bool; None: no frame damaged
+    damaged_ranges: tuple[TimeRange, ...] = ()  # what the decoder could not read, in seconds
+
+    def __post_init__(self) -> None:
+        if self.damaged is None:
+            object.__setattr__(self, "damaged", np.zeros(len(self.times), dtype=bool))
 
     def __len__(self) -> int:
         return len(self.times)
@@ -39,8 +56,52 @@ class FeatureSequence:
     def feature_dim(self) -> int:
         return int(self.features.shape[1])
 
+    @property
+    def damage(self) -> DecodeDamage:
+        return damage_of(self.damaged, self.damaged_ranges)
+
 
 # --- extraction --------------------------------------------------------------------------
+
+
+class _Rows:
+    """Frames' times, features and damage flags as they come, in arrays grown as needed.
+
+    Sized up front for the frames expected, so a whole match is held once, not as a list of
+    chunks concatenated at the end (which would hold it twice).
+    """
+
+    def __init__(self, dim: int, capacity: int) -> None:
+        self.count = 0
+        self.times = np.empty(capacity, dtype=np.float64)
+        self.features = np.empty((capacity, dim), dtype=np.float32)
+        self.damaged = np.empty(capacity, dtype=bool)
+
+    def add(self, times: np.ndarray, features: np.ndarray, damaged: np.ndarray) -> None:
+        end = self.count + len(times)
+        if end > len(self.times):
+            self._grow(max(end, len(self.times) + len(self.times) // 4 + 1))
+        self.times[self.count : end] = times
+        self.features[self.count : end] = features
+        self.damaged[self.count : end] = damaged
+        self.count = end
+
+    def _grow(self, capacity: int) -> None:
+        for name in ("times", "features", "damaged"):
+            old = getattr(self, name)
+            new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+            new[: self.count] = old[: self.count]
+            setattr(self, name, new)
+
+    def sequence(self, start: int, stop: int, backbone: str, rate: float) -> FeatureSequence:
+        """Rows [start, stop) as a sequence (views, not copies)."""
+        return FeatureSequence(
+            times=self.times[start:stop],
+            features=self.features[start:stop],
+            backbone=backbone,
+            rate=float(rate),
+            damaged=self.damaged[start:stop],
+        )
 
 
 def features_from_frames(
@@ -53,38 +114,38 @@ def features_from_frames(
 ) -> FeatureSequence:
     """Run the backbone over frames in batches of `batch_size`; times come from the frames.
 
-    `total` is only the length of the progress bar.
+    `total` is how many frames to expect, for the progress bar and the first allocation.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    times: list[float] = []
-    chunks: list[np.ndarray] = []
+    rows = _Rows(backbone.feature_dim, (total or 0) + 1)
     with tqdm(total=total, desc="features", unit="frame", disable=not progress) as bar:
         for batch in _batches(iter(frames), batch_size):
-            chunks.append(_embed(backbone, np.stack([frame.image for frame in batch])))
-            times.extend(frame.time for frame in batch)
+            rows.add(
+                np.array([frame.time for frame in batch], dtype=np.float64),
+                _embed(backbone, np.stack([frame.image for frame in batch])),
+                np.array([frame.damaged for frame in batch], dtype=bool),
+            )
             bar.update(len(batch))
-    features = np.concatenate(chunks) if chunks else np.zeros((0, backbone.feature_dim), np.float32)
-    return FeatureSequence(
-        times=np.asarray(times, dtype=np.float64),
-        features=features,
-        backbone=backbone.name,
-        rate=float(rate),
-    )
+    return rows.sequence(0, rows.count, backbone.name, rate)
 
 
 def extract_features(
     path: Path, backbone: Backbone, rate: float, batch_size: int = 32, progress: bool = False
 ) -> FeatureSequence:
-    """Sample `path` at `rate` frames/s, shaped for the backbone, and embed every frame."""
+    """Sample `path` at `rate` frames/s, shaped for the backbone, and embed every frame.
+
+    Damaged stretches do not stop extraction: they are recorded in the sequence.
+    """
     info = probe(Path(path))
-    frames = sample_frames(info.path, rate, backbone.geometry, info)
-    sequence = features_from_frames(
-        frames, backbone, rate, batch_size, progress, total=info.expected_frames(rate)
-    )
+    with sample_frames(info.path, rate, backbone.geometry, info) as frames:
+        sequence = features_from_frames(
+            frames, backbone, rate, batch_size, progress, total=info.expected_frames(rate)
+        )
+        ranges = frames.damaged_ranges()
     if len(sequence) == 0:
         raise VideoError(f"{path}: no frames could be sampled at {rate} frames/s")
-    return sequence
+    return dataclasses.replace(sequence, damaged_ranges=ranges)
 
 
 def _batches(frames: Iterator[SampledFrame], size: int) -> Iterator[list[SampledFrame]]:
@@ -109,18 +170,23 @@ def _embed(backbone: Backbone, images: np.ndarray) -> np.ndarray:
 def save_features(
     seq: FeatureSequence, path: Path, extra: Mapping[str, np.ndarray] | None = None
 ) -> Path:
-    """Write `seq` (and any `extra` arrays, e.g. a shard's frame indices) to .npz, atomically."""
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        version=np.int64(FORMAT_VERSION),
-        times=np.asarray(seq.times, dtype=np.float64),
-        features=np.asarray(seq.features, dtype=np.float32),
-        backbone=np.str_(seq.backbone),
-        rate=np.float64(seq.rate),
-        **(extra or {}),
-    )
-    return write_bytes_atomic(Path(path), buffer.getvalue())
+    """Write `seq` (and any `extra` arrays, e.g. a shard's frame indices) to .npz, atomically.
+
+    Written straight to the file: a match's features are never held a second time in memory.
+    """
+    with atomic_path(Path(path)) as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            version=np.int64(FORMAT_VERSION),
+            times=np.asarray(seq.times, dtype=np.float64),
+            features=np.asarray(seq.features, dtype=np.float32),
+            backbone=np.str_(seq.backbone),
+            rate=np.float64(seq.rate),
+            damaged=np.asarray(seq.damaged, dtype=bool),
+            damaged_ranges=ranges_to_array(seq.damaged_ranges),
+            **(extra or {}),
+        )
+    return Path(path)
 
 
 def load_features(path: Path) -> FeatureSequence:
@@ -131,15 +197,18 @@ def load_features(path: Path) -> FeatureSequence:
     try:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["version"])
-            if version != FORMAT_VERSION:
+            if version not in READABLE_VERSIONS:
                 raise InputError(
                     f"{path}: features file version {version}, expected {FORMAT_VERSION}"
                 )
+            damaged = data["damaged"].astype(bool) if version >= 2 else None
             seq = FeatureSequence(
                 times=data["times"].astype(np.float64),
-                features=data["features"].astype(np.float32),
+                features=np.asarray(data["features"], dtype=np.float32),
                 backbone=str(data["backbone"]),
                 rate=float(data["rate"]),
+                damaged=damaged,
+                damaged_ranges=ranges_from_array(data["damaged_ranges"]) if version >= 2 else (),
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable features file ({exc})") from None
@@ -148,10 +217,15 @@ def load_features(path: Path) -> FeatureSequence:
 
 
 def _check_shapes(seq: FeatureSequence, path: Path) -> None:
-    if seq.times.ndim != 1 or seq.features.ndim != 2 or len(seq.times) != len(seq.features):
+    if (
+        seq.times.ndim != 1
+        or seq.features.ndim != 2
+        or len(seq.times) != len(seq.features)
+        or seq.damaged.shape != seq.times.shape
+    ):
         raise InputError(
             f"{path}: features file is inconsistent: times {seq.times.shape}, "
-            f"features {seq.features.shape}"
+            f"features {seq.features.shape}, damage flags {seq.damaged.shape}"
         )
     if np.any(np.diff(seq.times) <= 0) or not np.all(np.isfinite(seq.features)):
         raise InputError(f"{path}: features file has unordered times or non-finite features")
@@ -181,11 +255,16 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
                 f"and {part.features.shape[1]}"
             )
     times = np.concatenate([part.times for part in parts])
-    features = np.concatenate([part.features for part in parts])
     order = np.argsort(times, kind="stable")
-    times, features = times[order], features[order]
-    keep = np.concatenate([[True], np.diff(times) > 1e-3 / first.rate])
-    return FeatureSequence(times[keep], features[keep], first.backbone, first.rate)
+    keep = order[np.concatenate([[True], np.diff(times[order]) > 1e-3 / first.rate])]
+    return FeatureSequence(
+        times=times[keep],
+        features=np.concatenate([part.features for part in parts])[keep],
+        backbone=first.backbone,
+        rate=first.rate,
+        damaged=np.concatenate([part.damaged for part in parts])[keep],
+        damaged_ranges=merge_ranges(r for part in parts for r in part.damaged_ranges),
+    )
 
 
 # --- cache ---------------------------------------------------------------------------------

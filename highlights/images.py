@@ -1,7 +1,7 @@
 """Shaping one picture for a backbone: short side resized (bilinear), then a centre crop.
 
-Sampled video frames get the same shaping from ffmpeg's `scale=...:flags=bilinear,crop=c:c`
-(highlights.video); this module does it for single pictures (frame-capture JPEGs, stills).
+Every picture a backbone sees goes through `fit_picture`: sampled video frames
+(highlights.sampling), frame-capture JPEGs and stills.
 """
 
 from __future__ import annotations
@@ -12,10 +12,31 @@ import numpy as np
 from highlights.video import FrameGeometry, fitted_size
 
 
-def fit_picture(picture: av.VideoFrame, geometry: FrameGeometry) -> np.ndarray:
-    """A decoded picture as RGB uint8 (crop, crop, 3), shaped for the backbone."""
-    width, height = fitted_size(picture.width, picture.height, geometry.resize_short)
-    image = picture.reformat(width, height, format="rgb24", interpolation="BILINEAR").to_ndarray()
+def fit_picture(
+    picture: av.VideoFrame,
+    geometry: FrameGeometry,
+    display_size: tuple[int, int] | None = None,
+    rotation: int = 0,
+) -> np.ndarray:
+    """A decoded picture as RGB uint8 (crop, crop, 3), shaped for the backbone.
+
+    `display_size` is the picture's size as a player shows it (non-square pixels stretched,
+    after rotation; default: its stored size) and `rotation` the degrees (0, 90, 180, 270) the
+    player turns it clockwise. The picture is scaled in its stored orientation, then turned.
+    """
+    width, height = fitted_size(
+        *(display_size or (picture.width, picture.height)), geometry.resize_short
+    )
+    turned = rotation in (90, 270)
+    image = picture.reformat(
+        height if turned else width,
+        width if turned else height,
+        format="rgb24",
+        interpolation="BILINEAR",
+        threads=1,  # pictures this small scale faster on one thread than on a pool
+    ).to_ndarray()
+    if rotation:
+        image = np.rot90(image, k=-(rotation // 90))  # np.rot90 turns counter-clockwise
     top, left = (height - geometry.crop) // 2, (width - geometry.crop) // 2
     return np.ascontiguousarray(image[top : top + geometry.crop, left : left + geometry.crop])
 

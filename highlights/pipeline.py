@@ -23,6 +23,7 @@ from tqdm import tqdm
 from highlights.backbones import load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
+from highlights.damage import DecodeDamage, check_damage, ranges_from_array, ranges_to_array
 from highlights.decisions import decide, record_windows
 from highlights.features import FeatureCache, load_features, save_features
 from highlights.files import atomic_path, file_sha256
@@ -95,7 +96,11 @@ def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
 def stage_features(
     video: Path, work_dir: Path, config: Config, progress: bool = False, digest: str | None = None
 ) -> Path:
-    """Sample frames and run the backbone (cached per video); write `features.npz`."""
+    """Sample frames and run the backbone (cached per video); write `features.npz`.
+
+    Damaged stretches are logged and kept in the features; a video damaged past
+    `decode.max_damaged_share` is refused (VideoError) once its features are cached.
+    """
     backbone = load_backbone(config.backbone, config.backbone_weights)
     sequence = FeatureCache(config.cache_dir).get_or_extract(
         video,
@@ -105,6 +110,10 @@ def stage_features(
         progress=progress,
         digest=digest,
     )
+    damage = sequence.damage
+    check_damage(damage, config.decode.max_damaged_share, video)
+    if damage:
+        log.warning("%s: could not decode all of it: %s", video, damage.describe())
     path = work_dir / FEATURES_FILE
     save_features(sequence, path)
     return path
@@ -128,6 +137,7 @@ def stage_scores(
 
 
 def save_scores(scores: WindowScores, path: Path) -> None:
+    damage = scores.damage
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
             handle,
@@ -135,16 +145,22 @@ def save_scores(scores: WindowScores, path: Path) -> None:
             ends=scores.ends,
             probabilities=scores.probabilities,
             classes=np.array(scores.classes),
+            damaged=scores.damaged,
+            frames=np.array([damage.sampled_frames, damage.damaged_frames], dtype=np.int64),
+            damaged_ranges=ranges_to_array(damage.ranges),
         )
 
 
 def load_scores(path: Path) -> WindowScores:
     with np.load(path) as data:
+        sampled, damaged = (int(n) for n in data["frames"])
         return WindowScores(
             starts=data["starts"],
             ends=data["ends"],
             probabilities=data["probabilities"],
             classes=tuple(str(c) for c in data["classes"]),
+            damaged=data["damaged"],
+            damage=DecodeDamage(sampled, damaged, ranges_from_array(data["damaged_ranges"])),
         )
 
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import jinja2
 import numpy as np
 
+from highlights.damage import TimeRange
 from highlights.files import write_text_atomic
 from highlights.segments import Segment, game_time, target_scores
 from highlights.windows import WindowScores
@@ -40,6 +41,23 @@ class Plot:
 
     def y(self, score: float) -> float:
         return round(self.bottom - (self.bottom - self.top) * min(max(score, 0.0), 1.0), 1)
+
+
+def _range_text(r: TimeRange) -> str:
+    return f"{r.start:.1f}–{r.end:.1f} s ({game_time(r.start)}–{game_time(r.end)})"
+
+
+def _damage_rows(scores: WindowScores) -> dict[str, object] | None:
+    """What could not be decoded, for the report's own section (None: nothing)."""
+    damage = scores.damage
+    if not damage:
+        return None
+    marked = int(np.count_nonzero(np.asarray(scores.damaged) > 0))
+    return {
+        "summary": damage.describe(),
+        "windows": f"{marked} of {len(scores)}",
+        "ranges": [_range_text(r) for r in damage.ranges],
+    }
 
 
 def _tick_step(duration: float, most: int = 10) -> int:
@@ -72,6 +90,14 @@ def timeline(
         }
         for s in segments
     ]
+    damaged = [
+        {
+            "x": plot.x(r.start, span),
+            "width": max(round(plot.x(r.end, span) - plot.x(r.start, span), 1), 0.5),
+            "title": f"could not be decoded: {_range_text(r)}",
+        }
+        for r in scores.damage.ranges
+    ]
     step = _tick_step(span)
     x_ticks = [{"x": plot.x(t, span), "label": game_time(t)} for t in range(0, int(span) + 1, step)]
     y_ticks = [{"y": plot.y(v), "label": f"{v:.1f}"} for v in (0.0, 0.5, 1.0)]
@@ -84,6 +110,7 @@ def timeline(
         "bottom": plot.bottom,
         "points": points,
         "bands": bands,
+        "damaged": damaged,
         "x_ticks": x_ticks,
         "y_ticks": y_ticks,
         "threshold_y": plot.y(threshold),
@@ -166,6 +193,7 @@ def render_report(
         threshold=f"{threshold:g}",
         plot=timeline(scores, targets, threshold, segments, duration),
         clips=_clip_rows(clips),
+        damage=_damage_rows(scores),
         settings=_settings(video_name, duration, scores, targets, threshold),
     )
 

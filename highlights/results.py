@@ -36,6 +36,7 @@ class WindowRecord:
     end: float  # seconds
     scores: dict[str, float]  # class name -> probability
     picked: bool
+    damaged: float = 0.0  # share of the window's frames that could not be decoded
 
     @property
     def start_ms(self) -> int:
@@ -63,6 +64,7 @@ def window_records(
                     for c, p in zip(scores.classes, scores.probabilities[i], strict=True)
                 },
                 picked=any(s.start < end and start < s.end for s in segments),
+                damaged=float(scores.damaged[i]),
             )
         )
     return records
@@ -86,7 +88,12 @@ def _check_one_match(match_id: str, records: Sequence[WindowRecord]) -> None:
 
 
 def _from_row(
-    match_id: str, start_ms: int, end_ms: int, scores: dict[str, Any], picked: bool
+    match_id: str,
+    start_ms: int,
+    end_ms: int,
+    scores: dict[str, Any],
+    picked: bool,
+    damaged: Any = 0.0,
 ) -> WindowRecord:
     return WindowRecord(
         match_id=match_id,
@@ -94,6 +101,7 @@ def _from_row(
         end=end_ms / 1000,
         scores={name: float(value) for name, value in scores.items()},
         picked=bool(picked),
+        damaged=float(damaged),
     )
 
 
@@ -104,14 +112,19 @@ CREATE TABLE IF NOT EXISTS windows (
     end_ms INTEGER NOT NULL,
     scores TEXT NOT NULL,
     picked INTEGER NOT NULL,
+    damaged REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (match_id, start_ms)
 )
 """
 
+# Files made before windows recorded damage lack the column; their windows were all whole.
+_ADD_DAMAGED = "ALTER TABLE windows ADD COLUMN damaged REAL NOT NULL DEFAULT 0"
+
 _UPSERT = """
-INSERT INTO windows (match_id, start_ms, end_ms, scores, picked) VALUES (?, ?, ?, ?, ?)
+INSERT INTO windows (match_id, start_ms, end_ms, scores, picked, damaged) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (match_id, start_ms) DO UPDATE SET
-    end_ms = excluded.end_ms, scores = excluded.scores, picked = excluded.picked
+    end_ms = excluded.end_ms, scores = excluded.scores, picked = excluded.picked,
+    damaged = excluded.damaged
 """
 
 
@@ -126,6 +139,9 @@ class SQLiteResults:
         connection = sqlite3.connect(self.path)
         try:
             connection.execute(_SCHEMA)
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(windows)")}
+            if "damaged" not in columns:
+                connection.execute(_ADD_DAMAGED)
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise InputError(f"{self.path}: not a usable SQLite results database: {exc}") from None
@@ -146,6 +162,7 @@ class SQLiteResults:
                 r.end_ms,
                 json.dumps(r.scores, allow_nan=False),
                 int(r.picked),
+                r.damaged,
             )
             for r in records
         ]
@@ -164,19 +181,19 @@ class SQLiteResults:
         connection = self._connect()
         try:
             rows = connection.execute(
-                "SELECT start_ms, end_ms, scores, picked FROM windows WHERE match_id = ? "
-                "ORDER BY start_ms",
+                "SELECT start_ms, end_ms, scores, picked, damaged FROM windows "
+                "WHERE match_id = ? ORDER BY start_ms",
                 (match_id,),
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: could not read results: {exc}") from None
         finally:
             connection.close()
-        return [_from_row(match_id, s, e, json.loads(scores), p) for s, e, scores, p in rows]
+        return [_from_row(match_id, s, e, json.loads(scores), p, d) for s, e, scores, p, d in rows]
 
 
 def dynamodb_item(record: WindowRecord) -> dict[str, Any]:
-    """The item for one record: match_id S, start_ms N, end_ms N, scores M of N, picked BOOL."""
+    """The item: match_id S, start_ms N, end_ms N, scores M of N, picked BOOL, damaged N."""
     # boto3 is in the `aws` extra only, so the local pipeline never imports it.
     from boto3.dynamodb.types import TypeSerializer
 
@@ -188,6 +205,7 @@ def dynamodb_item(record: WindowRecord) -> dict[str, Any]:
         # repr() of a float round-trips exactly through Decimal
         "scores": {k: Decimal(repr(float(v))) for k, v in record.scores.items()},
         "picked": record.picked,
+        "damaged": Decimal(repr(float(record.damaged))),
     }
     return {name: serializer.serialize(value) for name, value in plain.items()}
 
@@ -203,6 +221,7 @@ def _from_item(item: dict[str, Any]) -> WindowRecord:
         int(plain["end_ms"]),
         plain["scores"],
         plain["picked"],
+        plain.get("damaged", 0),  # items written before damage was recorded have none
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from highlights.config import SegmentConfig
+from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
 from highlights.files import write_text_atomic
 from highlights.windows import WindowScores
@@ -187,7 +188,32 @@ def _window(scores: WindowScores, i: int) -> dict[str, Any]:
             name: round(float(p), SCORE_DECIMALS)
             for name, p in zip(scores.classes, scores.probabilities[i], strict=True)
         },
+        "damaged": round(float(scores.damaged[i]), SCORE_DECIMALS),
     }
+
+
+def _damage(damage: DecodeDamage) -> dict[str, Any]:
+    return {
+        "sampled_frames": damage.sampled_frames,
+        "damaged_frames": damage.damaged_frames,
+        "share": round(damage.share, SCORE_DECIMALS),
+        "ranges": [
+            {"start_ms": _ms(r.start), "end_ms": _ms(r.end), "start": r.start, "end": r.end}
+            for r in damage.ranges
+        ],
+    }
+
+
+def _read_damage(document: dict[str, Any]) -> DecodeDamage:
+    """The `damage` object; files written before it existed had none to report."""
+    damage = document.get("damage")
+    if damage is None:
+        return DecodeDamage()
+    return DecodeDamage(
+        sampled_frames=int(damage["sampled_frames"]),
+        damaged_frames=int(damage["damaged_frames"]),
+        ranges=tuple(TimeRange(float(r["start"]), float(r["end"])) for r in damage["ranges"]),
+    )
 
 
 def segments_document(
@@ -211,6 +237,7 @@ def segments_document(
         "settings": asdict(policy),
         "model": dict(model or {}),
         "predictions": [_prediction(s, _peak_position(s, scores, values)) for s in segments],
+        "damage": _damage(scores.damage),
         "windows": [_window(scores, i) for i in range(len(scores))],
     }
 
@@ -263,6 +290,8 @@ def _parse_document(document: dict[str, Any]) -> SegmentsFile:
         ends=np.array([float(w["end"]) for w in windows], dtype=np.float64),
         probabilities=probabilities,
         classes=classes,
+        damaged=np.array([float(w.get("damaged", 0.0)) for w in windows], dtype=np.float32),
+        damage=_read_damage(document),
     )
     segments = [
         Segment(float(p["start"]), float(p["end"]), float(p["confidence"]), str(p["label"]))

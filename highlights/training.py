@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from highlights.backbones import load_backbone
 from highlights.config import Config, WindowConfig
+from highlights.damage import check_damage
 from highlights.dataset import Clip, Dataset, scan_dataset
 from highlights.errors import DatasetError, InputError
 from highlights.features import FeatureCache, FeatureSequence
@@ -315,6 +316,7 @@ class _CachedFeatures(Mapping[Path, FeatureSequence]):
         self._backbone = backbone
         self._rate = config.sampling.rate
         self._batch_size = config.batch_size
+        self._max_damaged_share = config.decode.max_damaged_share
         self._digests: dict[Path, str] = {}
         self._lengths: dict[Path, int] = {}
 
@@ -322,7 +324,9 @@ class _CachedFeatures(Mapping[Path, FeatureSequence]):
         """Make sure every clip is in the cache (extracting what is not), noting its length."""
         for clip in tqdm(clips, desc="features", unit="clip", disable=not progress):
             self._digests[clip.path] = file_sha256(clip.path)
-            self._lengths[clip.path] = len(self[clip.path])
+            sequence = self[clip.path]
+            check_damage(sequence.damage, self._max_damaged_share, clip.path)
+            self._lengths[clip.path] = len(sequence)
 
     def frame_count(self, path: Path) -> int:
         return self._lengths[path]

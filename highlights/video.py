@@ -1,21 +1,13 @@
-"""Reading video: probing a file and streaming frames sampled at a set rate.
+"""Reading video: probing a file with PyAV, the types frames are handed on in, ffmpeg commands.
 
-`probe` reads the container with PyAV. `sample_frames` streams raw RGB frames from an ffmpeg
-subprocess (the imageio-ffmpeg binary): ffmpeg applies the rotation metadata, turns variable
-frame rates into a fixed sampling grid and decodes on its own threads while the caller runs
-the model.
+Sampling frames at a set rate is `highlights.sampling`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import IO
 
 import av
 import imageio_ffmpeg
@@ -67,6 +59,7 @@ class SampledFrame:
     index: int  # 0-based index among the sampled frames
     time: float  # seconds from the start of the video
     image: np.ndarray  # (crop, crop, 3) uint8 RGB
+    damaged: bool = False  # the picture on screen at `time` could not be decoded cleanly
 
 
 def ffmpeg_exe() -> str:
@@ -131,7 +124,7 @@ def _av_reason(exc: av.FFmpegError) -> str:
 
 
 def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
-    stream = _main_video_stream(container)
+    stream = main_video_stream(container)
     if stream is None:
         raise VideoError(f"{path}: has no video stream (audio-only or not a video)")
     _check_not_truncated(path, stream)
@@ -156,7 +149,7 @@ def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
     )
 
 
-def _main_video_stream(
+def main_video_stream(
     container: av.container.InputContainer,
 ) -> av.video.stream.VideoStream | None:
     """The first video stream that is not cover art: ffmpeg's `0:V:0`, which sampling maps."""
@@ -222,15 +215,20 @@ def _rotation(
 
     PyAV 18 exposes the matrix only on frames (`VideoFrame.rotation`, counter-clockwise degrees);
     the decoder copies the container's matrix onto every frame. Decoding one frame also proves
-    the stream is decodable.
+    the stream is decodable. Packets that do not decode are passed over: a recording may start
+    damaged and be fine after (sampling reports how much was lost).
     """
     try:
-        frame = next(container.decode(stream), None)
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError:
+                continue
+            if frames:
+                return round(-frames[0].rotation / 90) * 90 % 360
     except av.FFmpegError as exc:
         raise VideoError(f"{path}: video stream is corrupt ({_av_reason(exc)})") from None
-    if frame is None:
-        raise VideoError(f"{path}: no video frame could be decoded (corrupt or truncated)")
-    return round(-frame.rotation / 90) * 90 % 360
+    raise VideoError(f"{path}: no video frame could be decoded (corrupt or truncated)")
 
 
 def _display_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
@@ -255,68 +253,7 @@ def _fps(stream: av.video.stream.VideoStream, duration: float) -> float:
     return FALLBACK_FPS
 
 
-# --- frame sampling ----------------------------------------------------------------------
-
-
-def sample_frames(
-    path: Path,
-    rate: float,
-    geometry: FrameGeometry,
-    info: VideoInfo | None = None,
-    threads: int = 1,
-) -> Iterator[SampledFrame]:
-    """Stream RGB frames at times k / rate, shaped by `geometry`, without holding the video.
-
-    Frame k is the picture on screen at k / rate seconds from the container start: the last
-    video frame shown at or before that time (fps filter `round=up`). `start_time=0` makes a
-    stream that starts late repeat its first picture, so frame 0 is always at time 0.
-    `threads` are ffmpeg's decoding threads. One keeps far ahead of the backbone (720p H.264:
-    ~340 decoded frames/s) and leaves the other cores to the model.
-    Images are read-only views of ffmpeg's output. Closing the generator early stops ffmpeg.
-    Raises VideoError (after the last frame) if ffmpeg exits non-zero or logs any error.
-    """
-    path = Path(path)
-    if rate <= 0:
-        raise ValueError(f"sampling rate must be positive, got {rate}")
-    if geometry.crop > geometry.resize_short:
-        raise ValueError(
-            f"crop {geometry.crop} is larger than resize_short {geometry.resize_short}"
-        )
-    info = info or probe(path)
-    command = _sampling_command(path, rate, geometry, info, threads)
-    return _stream_frames(path, command, geometry.crop, rate)
-
-
-def _stream_frames(
-    path: Path, command: list[str], crop: int, rate: float
-) -> Iterator[SampledFrame]:
-    with tempfile.TemporaryFile() as stderr:
-        # stderr goes to a file, not a pipe: a chatty ffmpeg must never block on a full pipe.
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            yield from _read_frames(process, crop * crop * 3, crop, rate)
-            process.wait()
-        finally:
-            _stop(process)
-        _raise_on_ffmpeg_error(path, process.returncode, _read_all(stderr))
-
-
-def _sampling_command(
-    path: Path, rate: float, geometry: FrameGeometry, info: VideoInfo, threads: int
-) -> list[str]:
-    width, height = fitted_size(info.width, info.height, geometry.resize_short)
-    fps = Fraction(rate).limit_denominator(1001)
-    filters = (
-        f"fps={fps.numerator}/{fps.denominator}:start_time=0:round=up,"
-        f"scale={width}:{height}:flags=bilinear,setsar=1,"
-        f"crop={geometry.crop}:{geometry.crop}"
-    )
-    return [
-        ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error",
-        "-threads", str(threads), "-i", media_path(path),
-        "-map", "0:V:0", "-an", "-sn", "-dn",
-        "-vf", filters, "-pix_fmt", "rgb24", "-f", "rawvideo", "-",
-    ]  # fmt: skip
+# --- frame shaping ----------------------------------------------------------------------
 
 
 def fitted_size(width: int, height: int, short: int) -> tuple[int, int]:
@@ -324,38 +261,3 @@ def fitted_size(width: int, height: int, short: int) -> tuple[int, int]:
     if width <= height:
         return short, max(short, round(height * short / width))
     return max(short, round(width * short / height)), short
-
-
-def _read_frames(
-    process: subprocess.Popen[bytes], frame_bytes: int, crop: int, rate: float
-) -> Iterator[SampledFrame]:
-    assert process.stdout is not None
-    index = 0
-    while True:
-        data = process.stdout.read(frame_bytes)
-        if len(data) < frame_bytes:
-            return  # end of stream; a partial frame only happens when ffmpeg died
-        image = np.frombuffer(data, dtype=np.uint8).reshape(crop, crop, 3)
-        yield SampledFrame(index=index, time=index / rate, image=image)
-        index += 1
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.kill()
-    with contextlib.suppress(OSError):
-        if process.stdout is not None:
-            process.stdout.close()
-    process.wait()
-
-
-def _read_all(handle: IO[bytes]) -> str:
-    handle.seek(0)
-    return handle.read().decode("utf-8", errors="replace")
-
-
-def _raise_on_ffmpeg_error(path: Path, returncode: int, stderr: str) -> None:
-    if returncode != 0 or stderr.strip():
-        raise VideoError(
-            f"{path}: ffmpeg could not decode the video (exit {returncode}):\n{stderr_tail(stderr)}"
-        )

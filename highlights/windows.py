@@ -17,18 +17,29 @@ from typing import Protocol
 import numpy as np
 
 from highlights.config import WindowConfig
+from highlights.damage import DecodeDamage
 from highlights.errors import InputError
 from highlights.features import FeatureSequence
 
 
 @dataclass(frozen=True)
 class WindowScores:
-    """Class probabilities for each window, with the window's time span in seconds."""
+    """Class probabilities for each window, with the window's time span in seconds.
+
+    A window over frames that could not be decoded is scored all the same, and says so: its
+    `damaged` share. `damage` is the decoding record of the whole video.
+    """
 
     starts: np.ndarray  # (W,) float64 seconds
     ends: np.ndarray  # (W,) float64 seconds
     probabilities: np.ndarray  # (W, C) float32, rows sum to 1
     classes: tuple[str, ...]
+    damaged: np.ndarray = None  # type: ignore[assignment]  # (W,) float32 0-1; None: all whole
+    damage: DecodeDamage = DecodeDamage()
+
+    def __post_init__(self) -> None:
+        if self.damaged is None:
+            object.__setattr__(self, "damaged", np.zeros(len(self.starts), dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -41,6 +52,11 @@ class Windows:
     starts: np.ndarray  # (W,) float64 seconds: time of the window's first frame
     ends: np.ndarray  # (W,) float64 seconds: time of its last real frame + 1/rate
     features: np.ndarray  # (W, T, D) float32
+    damaged: np.ndarray = None  # type: ignore[assignment]  # (W,) share of damaged frames
+
+    def __post_init__(self) -> None:
+        if self.damaged is None:
+            object.__setattr__(self, "damaged", np.zeros(len(self.starts), dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -104,6 +120,7 @@ def score_windows(windows: Windows, model: Predictor, batch_size: int = 256) -> 
         ends=windows.ends,
         probabilities=np.concatenate(parts).astype(np.float32, copy=False),
         classes=tuple(model.classes),
+        damaged=windows.damaged,
     )
 
 
@@ -111,16 +128,19 @@ def score_sequence(
     seq: FeatureSequence, window: WindowConfig, model: Predictor, batch_size: int = 256
 ) -> WindowScores:
     """Class probabilities for every window of `seq`, built and scored one batch at a time."""
-    starts, ends, parts = [], [], []
+    starts, ends, damaged, parts = [], [], [], []
     for batch in iter_window_batches(seq, window, batch_size):
         starts.append(batch.starts)
         ends.append(batch.ends)
+        damaged.append(batch.damaged)
         parts.append(model.predict(batch.features))
     return WindowScores(
         starts=np.concatenate(starts),
         ends=np.concatenate(ends),
         probabilities=np.concatenate(parts).astype(np.float32, copy=False),
         classes=tuple(model.classes),  # read last: an endpoint learns them from its first reply
+        damaged=np.concatenate(damaged),
+        damage=seq.damage,
     )
 
 
@@ -141,4 +161,5 @@ def _gather(seq: FeatureSequence, indices: np.ndarray) -> Windows:
         starts=times[indices[:, 0]],
         ends=times[indices[:, -1]] + 1.0 / seq.rate,
         features=np.asarray(seq.features, dtype=np.float32)[indices],
+        damaged=seq.damaged[indices].mean(axis=1, dtype=np.float32),
     )

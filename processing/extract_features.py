@@ -19,6 +19,7 @@ from pathlib import Path
 
 from highlights.backbones import BACKBONE_NAMES, load_backbone
 from highlights.config import Config
+from highlights.damage import check_damage
 from highlights.errors import HighlightsError, InputError
 from highlights.features import FeatureSequence, extract_features, features_from_frames
 from highlights.frame_capture import iter_captured_frames, list_captured_frames, save_shard
@@ -49,6 +50,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--shard-name", default=None, help="names the output file")
     parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
+    parser.add_argument(
+        "--max-damaged-share",
+        type=float,
+        default=defaults.decode.max_damaged_share,
+        help="refuse a video with more of its sampled frames undecodable than this (0-1)",
+    )
     args = parser.parse_args(argv)
     if args.capture_rate <= 0 or args.batch_size < 1:
         parser.error("--capture-rate must be positive and --batch-size at least 1")
@@ -90,7 +97,11 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
     backbone = load_backbone(args.backbone, args.weights)
     if video is not None:
         log.info("sampling %s at %g frames/s", video, args.capture_rate)
-        return extract_features(video, backbone, args.capture_rate, args.batch_size)
+        sequence = extract_features(video, backbone, args.capture_rate, args.batch_size)
+        check_damage(sequence.damage, args.max_damaged_share, video)
+        if sequence.damage:
+            log.warning("%s: could not decode all of it: %s", video, sequence.damage.describe())
+        return sequence
     log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence, frames[-1].sequence)
     images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
     return features_from_frames(images, backbone, args.capture_rate, args.batch_size)

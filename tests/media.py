@@ -6,6 +6,7 @@ Every generator writes into the path it is given (use pytest's tmp_path) and ret
 
 from __future__ import annotations
 
+import random
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,4 +118,38 @@ def make_split_colour_video(
     else:
         run_ffmpeg(["-display_rotation", str(rotation), "-i", str(plain), "-c", "copy", str(path)])
         plain.unlink()
+    return Path(path)
+
+
+# --- damaged recordings -------------------------------------------------------------------
+
+# A real soccer clip (6.2 s, 720x720 H.264 with B-frames, a key frame about every second).
+REAL_SOCCER_CLIP = "fatgezim-portfolio/fatgezim-bela-soccer-winning-penalty.mp4"
+
+
+def looped(source: Path, path: Path, seconds: float) -> Path:
+    """`source`'s video played again and again for `seconds`, copied (not re-encoded)."""
+    run_ffmpeg(
+        ["-stream_loop", "-1", "-i", str(source), "-t", f"{seconds:g}"]
+        + ["-map", "0:v:0", "-c", "copy", str(path)]
+    )
+    return Path(path)
+
+
+def damaged_copy(video: Path, path: Path, size: int = 4096, at: float = 0.5, seed: int = 9) -> Path:
+    """A copy of `video` with `size` bytes of noise written `at` (a fraction) through the file."""
+    data = bytearray(Path(video).read_bytes())
+    start = int(len(data) * at)
+    data[start : start + size] = random.Random(seed).randbytes(size)
+    Path(path).write_bytes(bytes(data))
+    return Path(path)
+
+
+def mid_gop_cut(video: Path, path: Path, at: float) -> Path:
+    """An MPEG-TS copy of `video` from `at` seconds that starts on whatever frame is there,
+    not on a key frame, as a recorder that starts mid-broadcast writes it (`-copyinkf`)."""
+    run_ffmpeg(
+        ["-i", str(video), "-ss", f"{at:g}", "-copyinkf"]
+        + ["-map", "0:v:0", "-c", "copy", "-f", "mpegts", str(path)]
+    )
     return Path(path)

@@ -10,8 +10,9 @@ import pytest
 
 from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.errors import InputError, OutputExistsError, VideoError
+from highlights.sampling import sample_frames
 from highlights.segments import Segment
-from highlights.video import FrameGeometry, probe, sample_frames
+from highlights.video import FrameGeometry, probe
 from tests.media import make_event_video, make_split_colour_video, make_video
 
 FPS = 25

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from highlights.backbones import load_backbone
+from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import InputError, VideoError
 from highlights.features import (
     FeatureCache,
@@ -23,7 +24,8 @@ from highlights.features import (
     save_features,
 )
 from highlights.files import file_sha256
-from highlights.video import FrameGeometry, sample_frames
+from highlights.sampling import sample_frames
+from highlights.video import FrameGeometry
 from tests.media import make_event_video, make_video
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -146,6 +148,38 @@ def test_real_efficientnet_lite0_features(match_video: Path) -> None:
     assert seq.features.shape == (8, 1280) and np.all(np.isfinite(seq.features))
     event = (seq.times >= 1.0) & (seq.times <= 2.0)
     assert not np.allclose(seq.features[event].mean(0), seq.features[~event].mean(0), atol=1e-2)
+
+
+# --- damaged videos and checkpoints ----------------------------------------------------
+
+
+def test_damage_is_kept_in_the_features_file(tmp_path: Path) -> None:
+    seq = FeatureSequence(
+        np.array([0.0, 0.2, 0.4]),
+        np.ones((3, 2), np.float32),
+        "b",
+        5.0,
+        damaged=np.array([False, True, False]),
+        damaged_ranges=(TimeRange(0.1, 0.3),),
+    )
+    loaded = load_features(save_features(seq, tmp_path / "features.npz"))
+    assert loaded.damaged.tolist() == [False, True, False]
+    assert loaded.damaged_ranges == (TimeRange(0.1, 0.3),)
+    assert loaded.damage == DecodeDamage(3, 1, (TimeRange(0.1, 0.3),))
+
+
+def test_a_features_file_from_before_damage_was_recorded_reads_as_whole(tmp_path: Path) -> None:
+    path = tmp_path / "v1.npz"
+    np.savez(
+        path,
+        version=np.int64(1),
+        times=np.array([0.0, 0.2]),
+        features=np.ones((2, 3), np.float32),
+        backbone=np.str_("b"),
+        rate=np.float64(5.0),
+    )
+    loaded = load_features(path)
+    assert not loaded.damaged.any() and loaded.damaged_ranges == ()
 
 
 # --- files -----------------------------------------------------------------------------

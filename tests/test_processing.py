@@ -34,9 +34,10 @@ from highlights.frame_capture import (
 )
 from highlights.model import ModelManifest, SequenceModel, build_model
 from highlights.results import DynamoDBResults, window_records
+from highlights.sampling import sample_frames
 from highlights.segments import Segment, find_segments, read_segments_json
 from highlights.serving import CSV, JSON, encode_windows, prediction_document
-from highlights.video import FrameGeometry, sample_frames
+from highlights.video import FrameGeometry
 from highlights.windows import WindowScores, score_sequence
 from processing import extract_features, score_windows
 from processing.score_windows import EndpointScorer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from highlights.config import SegmentConfig
+from highlights.damage import DecodeDamage, TimeRange
 from highlights.report import write_report
 from highlights.segments import Segment, find_segments
 from highlights.windows import WindowScores
@@ -64,10 +66,24 @@ def match_scores() -> WindowScores:
     )
 
 
+def damaged_match_scores() -> WindowScores:
+    """The match, with 30.5-33 s undecodable: windows 29 to 32 partly over it."""
+    damaged = np.zeros(89, dtype=np.float32)
+    damaged[29:33] = [0.2, 0.8, 0.8, 0.4]
+    return dataclasses.replace(
+        match_scores(),
+        damaged=damaged,
+        damage=DecodeDamage(450, 12, (TimeRange(30.5, 33.0),)),
+    )
+
+
 def render(
-    tmp_path: Path, video_name: str = "final.mp4", threshold: float = 0.5
+    tmp_path: Path,
+    video_name: str = "final.mp4",
+    threshold: float = 0.5,
+    scores: WindowScores | None = None,
 ) -> tuple[Page, list[Segment], str]:
-    scores = match_scores()
+    scores = scores or match_scores()
     segments = find_segments(scores, ["SoccerPenalty"], SegmentConfig(), 90.0)
     clips = [
         (s, f"clips/clip-{i:03d}.mp4", f"clips/clip-{i:03d}.jpg") for i, s in enumerate(segments, 1)
@@ -144,6 +160,22 @@ def test_the_settings_are_shown(tmp_path: Path) -> None:
         "2 s",
     ):
         assert expected in text
+
+
+def test_a_whole_video_has_no_damage_section(tmp_path: Path) -> None:
+    page, _, _ = render(tmp_path)
+    assert page.find("rect", "damaged") == [] and page.find("ul", "damaged-ranges") == []
+
+
+def test_undecodable_stretches_are_shaded_and_listed(tmp_path: Path) -> None:
+    page, _, _ = render(tmp_path, scores=damaged_match_scores())
+    [rect] = page.find("rect", "damaged")
+    left, right = 44, 946
+    assert float(rect["x"] or 0) == pytest.approx(left + (right - left) * 30.5 / 90, abs=0.1)
+    text = " ".join(page.text)
+    assert "12 of 450 sampled frames (2.7 %) in 1 damaged range" in text
+    assert "30.5–33.0 s (0:30–0:33)" in text
+    assert "4 of 89 windows" in text
 
 
 def test_the_report_loads_nothing_from_elsewhere(tmp_path: Path) -> None:

@@ -74,7 +74,18 @@ def test_a_window_that_only_touches_a_segment_is_not_picked() -> None:
     assert [r.start for r in records if r.picked] == [5.0, 6.0, 7.0]
 
 
+def test_a_window_over_undecodable_frames_says_how_much_of_it() -> None:
+    damaged = replace(scores(4), damaged=np.array([0.0, 0.25, 1.0, 0.0], dtype=np.float32))
+    assert [r.damaged for r in window_records("m1", damaged, [])] == [0.0, 0.25, 1.0, 0.0]
+
+
 # --- behaviour shared by both stores ----------------------------------------------------------
+
+
+def test_damage_shares_are_stored(store: ResultsStore) -> None:
+    damaged = replace(scores(3), damaged=np.array([0.0, 0.4, 1.0], dtype=np.float32))
+    store.put(window_records("m1", damaged, []))
+    assert [r.damaged for r in store.get("m1")] == pytest.approx([0.0, 0.4, 1.0])
 
 
 def test_records_come_back_as_they_were_put(store: ResultsStore) -> None:
@@ -141,6 +152,21 @@ def test_sqlite_keeps_the_models_class_order(tmp_path: Path) -> None:
     record = WindowRecord("m1", 0.0, 2.0, {"Zebra": 0.1, "Apple": 0.9}, False)
     SQLiteResults(tmp_path / "r.sqlite").put([record])
     assert list(SQLiteResults(tmp_path / "r.sqlite").get("m1")[0].scores) == ["Zebra", "Apple"]
+
+
+def test_a_results_file_from_before_damage_was_recorded_is_upgraded(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "r.sqlite") as connection:
+        connection.execute(
+            "CREATE TABLE windows (match_id TEXT NOT NULL, start_ms INTEGER NOT NULL, "
+            "end_ms INTEGER NOT NULL, scores TEXT NOT NULL, picked INTEGER NOT NULL, "
+            "PRIMARY KEY (match_id, start_ms))"
+        )
+        connection.execute("INSERT INTO windows VALUES ('old', 0, 2000, '{\"x\": 0.5}', 0)")
+    connection.close()
+    store = SQLiteResults(tmp_path / "r.sqlite")
+    assert store.get("old")[0].damaged == 0.0
+    store.put([WindowRecord("new", 0.0, 2.0, {"x": 0.5}, False, damaged=0.5)])
+    assert store.get("new")[0].damaged == 0.5
 
 
 def test_sqlite_creates_missing_folders(tmp_path: Path) -> None:
@@ -210,7 +236,7 @@ def dynamodb(aws_credentials: None) -> Iterator[DynamoDBResults]:
 
 
 def test_dynamodb_item_shape(dynamodb: DynamoDBResults) -> None:
-    dynamodb.put([WindowRecord("m1", 1.5, 3.5, {"SoccerPenalty": 0.25}, True)])
+    dynamodb.put([WindowRecord("m1", 1.5, 3.5, {"SoccerPenalty": 0.25}, True, damaged=0.5)])
     [item] = dynamodb.client.scan(TableName="results")["Items"]
     assert item == {
         "match_id": {"S": "m1"},
@@ -218,7 +244,22 @@ def test_dynamodb_item_shape(dynamodb: DynamoDBResults) -> None:
         "end_ms": {"N": "3500"},
         "scores": {"M": {"SoccerPenalty": {"N": "0.25"}}},
         "picked": {"BOOL": True},
+        "damaged": {"N": "0.5"},
     }
+
+
+def test_a_dynamodb_item_without_damage_reads_as_whole(dynamodb: DynamoDBResults) -> None:
+    dynamodb.client.put_item(
+        TableName="results",
+        Item={
+            "match_id": {"S": "m1"},
+            "start_ms": {"N": "0"},
+            "end_ms": {"N": "2000"},
+            "scores": {"M": {"SoccerPenalty": {"N": "0.25"}}},
+            "picked": {"BOOL": False},
+        },
+    )
+    assert dynamodb.get("m1")[0].damaged == 0.0
 
 
 def test_dynamodb_reads_every_page_of_a_long_match(dynamodb: DynamoDBResults) -> None:

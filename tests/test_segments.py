@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from highlights.config import SegmentConfig
+from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
 from highlights.segments import (
     Segment,
@@ -286,7 +288,55 @@ def test_segments_json_keeps_every_window_score(tmp_path: Path) -> None:
         "start": 3.0,
         "end": 5.0,
         "scores": {"Background": pytest.approx(0.1), "SoccerPenalty": 0.9, "Basketball": 0.0},
+        "damaged": 0.0,
     }
+
+
+def damaged_example(path: Path) -> WindowScores:
+    """Ten windows; frames 16.9-17.1 s could not be decoded, so windows 15 and 16 are damaged."""
+    whole = penalty([0.1] * 20)
+    damaged = np.zeros(20, dtype=np.float32)
+    damaged[[15, 16]] = [0.1, 0.2]
+    scores = dataclasses.replace(
+        whole,
+        damaged=damaged,
+        damage=DecodeDamage(100, 3, (TimeRange(16.9169, 17.1171),)),
+    )
+    write_segments_json(
+        path, "match.mp4", 21.0, [], scores, ["SoccerPenalty"], SegmentConfig()
+    )
+    return scores
+
+
+def test_segments_json_records_what_could_not_be_decoded(tmp_path: Path) -> None:
+    damaged_example(tmp_path / "segments.json")
+    document = json.loads((tmp_path / "segments.json").read_text())
+    assert document["damage"] == {
+        "sampled_frames": 100,
+        "damaged_frames": 3,
+        "share": 0.03,
+        "ranges": [{"start_ms": 16917, "end_ms": 17117, "start": 16.9169, "end": 17.1171}],
+    }
+    assert [w["damaged"] for w in document["windows"]][14:18] == [0.0, 0.1, 0.2, 0.0]
+
+
+def test_damage_round_trips_through_segments_json(tmp_path: Path) -> None:
+    scores = damaged_example(tmp_path / "segments.json")
+    read = read_segments_json(tmp_path / "segments.json").scores
+    assert read.damage == scores.damage
+    np.testing.assert_allclose(read.damaged, scores.damaged)
+
+
+def test_segments_json_without_damage_reads_as_undamaged(tmp_path: Path) -> None:
+    """Files written before damage was recorded came from videos that decoded cleanly."""
+    write_example(tmp_path / "segments.json")
+    document = json.loads((tmp_path / "segments.json").read_text())
+    del document["damage"]
+    for window in document["windows"]:
+        del window["damaged"]
+    (tmp_path / "segments.json").write_text(json.dumps(document))
+    read = read_segments_json(tmp_path / "segments.json").scores
+    assert not read.damage and not read.damaged.any()
 
 
 def test_game_time_counts_minutes_past_the_hour() -> None:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-import os
-import random
+import gc
+import threading
+import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from highlights.damage import TimeRange, clip_ranges, merge_ranges
 from highlights.errors import VideoError
-from highlights.video import FrameGeometry, VideoInfo, probe, sample_frames
+from highlights.sampling import sample_frames
+from highlights.video import FrameGeometry, VideoInfo, probe
 from tests.media import (
     SHARED_VIDEOS_DIR,
+    damaged_copy,
     make_event_video,
     make_split_colour_video,
     make_video,
+    mid_gop_cut,
     run_ffmpeg,
     shared_videos,
 )
@@ -32,23 +37,6 @@ def mean_colour(image: np.ndarray) -> np.ndarray:
 
 def is_colour(image: np.ndarray, colour: np.ndarray) -> bool:
     return bool(np.abs(mean_colour(image) - colour).max() < 40)
-
-
-def child_ffmpeg_processes() -> list[int]:
-    """ids of live or zombie ffmpeg processes whose parent is this test process."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if parent == os.getpid() and name.startswith("ffmpeg"):
-            found.append(int(entry.name))
-    return found
 
 
 # --- probe -----------------------------------------------------------------------------
@@ -205,20 +193,6 @@ def test_truncated_file_with_index_at_the_start_is_a_video_error(tmp_path: Path)
     assert_video_error(cut, "truncated")
 
 
-def test_corrupt_frames_make_sampling_fail_with_ffmpegs_message(tmp_path: Path) -> None:
-    video = make_video(tmp_path / "clip.mp4", seconds=4, extra=["-movflags", "+faststart"])
-    data = bytearray(video.read_bytes())
-    noise = random.Random(1)
-    for offset in range(len(data) // 4, len(data) - 2000, 97):
-        data[offset] = noise.randrange(256)
-    corrupt = tmp_path / "corrupt.mp4"
-    corrupt.write_bytes(bytes(data))
-    with pytest.raises(VideoError) as caught:
-        list(sample_frames(corrupt, 5, SMALL))
-    assert str(corrupt) in str(caught.value)
-    assert "h264" in str(caught.value)  # the tail of ffmpeg's own stderr
-
-
 # --- sampling --------------------------------------------------------------------------
 
 
@@ -275,6 +249,17 @@ def test_sampled_frames_come_out_rotated(tmp_path: Path) -> None:
     assert is_colour(frame.image[-10:], RED) and is_colour(frame.image[:10], BLUE)
 
 
+def variable_rate_video(path: Path) -> Path:
+    """Two seconds of red at 10 fps, then two of blue at 30 fps, in one VFR file."""
+    graph = (
+        "color=c=red:size=160x120:rate=10:duration=2[a];"
+        "color=c=blue:size=160x120:rate=30:duration=2[b];"
+        "[a][b]concat=n=2:v=1,format=yuv420p[v]"
+    )
+    run_ffmpeg(["-filter_complex", graph, "-map", "[v]", "-fps_mode", "vfr", str(path)])
+    return path
+
+
 def test_late_starting_stream_is_sampled_from_time_zero(tmp_path: Path) -> None:
     video = late_start_video(tmp_path)
     frames = list(sample_frames(video, 5, SMALL))
@@ -285,13 +270,7 @@ def test_late_starting_stream_is_sampled_from_time_zero(tmp_path: Path) -> None:
 
 def test_variable_frame_rate_video_is_sampled_on_a_regular_grid(tmp_path: Path) -> None:
     """Two seconds of red at 10 fps, then two of blue at 30 fps, in one VFR file."""
-    video = tmp_path / "vfr.mp4"
-    graph = (
-        "color=c=red:size=160x120:rate=10:duration=2[a];"
-        "color=c=blue:size=160x120:rate=30:duration=2[b];"
-        "[a][b]concat=n=2:v=1,format=yuv420p[v]"
-    )
-    run_ffmpeg(["-filter_complex", graph, "-map", "[v]", "-fps_mode", "vfr", str(video)])
+    video = variable_rate_video(tmp_path / "vfr.mp4")
     with av.open(str(video)) as container:
         steps = np.diff([f.time for f in container.decode(video=0)]).round(3)
     assert steps.max() == 0.1 and steps.min() < 0.04  # really variable
@@ -302,18 +281,132 @@ def test_variable_frame_rate_video_is_sampled_on_a_regular_grid(tmp_path: Path) 
     assert all(is_colour(f.image, BLUE) for f in frames if f.time >= 2)
 
 
-def test_stopping_early_leaves_no_ffmpeg_process(tmp_path: Path) -> None:
+def decoding_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("decode ")]
+
+
+def test_closing_early_stops_decoding(tmp_path: Path) -> None:
     video = make_video(tmp_path / "clip.mp4", seconds=10)
     frames = sample_frames(video, 25, SMALL)
     next(frames)
-    assert child_ffmpeg_processes()  # ffmpeg is running while frames are read
+    assert decoding_threads()  # decoding runs ahead while frames are read
     frames.close()
-    assert child_ffmpeg_processes() == []
+    assert decoding_threads() == []
+
+
+def test_dropping_the_frames_early_stops_decoding(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "clip.mp4", seconds=10)
+    next(iter(sample_frames(video, 25, SMALL)))
+    gc.collect()
+    for _ in range(50):
+        if not decoding_threads():
+            break
+        time.sleep(0.05)
+    assert decoding_threads() == []
 
 
 def test_sampling_probes_the_file_when_no_info_is_given(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="not found"):
         sample_frames(tmp_path / "nope.mp4", 5, SMALL)
+
+
+# --- damaged recordings: decoding carries on and says what it could not read -------------
+
+
+def keyframed_video(path: Path, seconds: float = 12) -> Path:
+    """25 fps H.264 with B-frames and a key frame every second exactly."""
+    return make_video(
+        path, seconds=seconds, extra=["-g", "25", "-keyint_min", "25", "-sc_threshold", "0"]
+    )
+
+
+def within(ranges: tuple[TimeRange, ...], time: float) -> bool:
+    return any(r.start <= time < r.end for r in ranges)
+
+
+def test_damaged_bytes_mark_frames_and_sampling_carries_on(tmp_path: Path) -> None:
+    clean = keyframed_video(tmp_path / "clean.mp4")
+    damaged = damaged_copy(clean, tmp_path / "damaged.mp4")
+    frames = sample_frames(damaged, 5, SMALL)
+    sampled = list(frames)
+    ranges = frames.damaged_ranges()
+    assert len(sampled) == 60
+    assert len(ranges) >= 1 and ranges[0].start > 2 and ranges[-1].end < 10
+    for r in ranges:  # a damaged stretch ends at the next key frame (one per second)
+        assert r.end == pytest.approx(round(r.end), abs=1e-6)
+    assert any(f.damaged for f in sampled)
+    assert [f.damaged for f in sampled] == [within(ranges, f.time) for f in sampled]
+
+
+def test_a_clean_video_has_no_damage(tmp_path: Path) -> None:
+    frames = sample_frames(keyframed_video(tmp_path / "clean.mp4"), 5, SMALL)
+    assert not any(f.damaged for f in frames)
+    assert frames.damaged_ranges() == ()
+
+
+def test_a_recording_that_starts_mid_gop_is_damaged_up_to_its_first_key_frame(
+    tmp_path: Path,
+) -> None:
+    cut = mid_gop_cut(keyframed_video(tmp_path / "clean.mp4"), tmp_path / "dvr.ts", at=4.4)
+    with av.open(str(cut)) as container:
+        packets = list(container.demux(video=0))
+        origin = container.start_time / av.time_base
+    assert not packets[0].is_keyframe  # really starts between key frames
+    key = next(float(p.pts * p.time_base) - origin for p in packets if p.is_keyframe)
+    frames = sample_frames(cut, 5, SMALL)
+    sampled = list(frames)
+    assert frames.damaged_ranges() == (TimeRange(0.0, pytest.approx(key, abs=1e-6)),)
+    assert [f.damaged for f in sampled] == [f.time < key for f in sampled]
+    # the frames before the first clean picture all show it, never a half-decoded one
+    early = [f.image for f in sampled if f.damaged]
+    assert len(early) == 3 and all(np.array_equal(early[0], image) for image in early)
+
+
+def test_a_video_with_no_decodable_picture_is_a_video_error(tmp_path: Path) -> None:
+    video = make_video(tmp_path / "clip.mp4", seconds=2, extra=["-movflags", "+faststart"])
+    data = bytearray(video.read_bytes())
+    for offset in range(data.index(b"mdat") + 8, len(data), 3):
+        data[offset] = 0
+    ruined = tmp_path / "ruined.mp4"
+    ruined.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match="ruined.mp4: no video frame could be decoded"):
+        list(sample_frames(ruined, 5, SMALL))
+
+
+RESUMABLE = ["keyframed", "damaged", "mid-gop", "variable-rate", "rotated"]
+
+
+def resumable_video(case: str, tmp_path: Path) -> Path:
+    clean = keyframed_video(tmp_path / "clean.mp4")
+    if case == "keyframed":
+        return clean
+    if case == "damaged":
+        return damaged_copy(clean, tmp_path / "damaged.mp4")
+    if case == "mid-gop":
+        return mid_gop_cut(clean, tmp_path / "dvr.ts", at=2.4)
+    if case == "rotated":
+        return make_split_colour_video(tmp_path / "phone.mp4", 4, rotation=90)
+    return variable_rate_video(tmp_path / "vfr.mp4")
+
+
+@pytest.mark.parametrize("case", RESUMABLE)
+def test_resuming_gives_the_frames_of_a_run_from_the_start(
+    case: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    video = resumable_video(case, tmp_path)
+    whole = sample_frames(video, 5, SMALL)
+    frames = list(whole)
+    for start in (1, 7, len(frames) // 2 + 1, len(frames) - 1):
+        resumed = sample_frames(video, 5, SMALL, start_frame=start)
+        rest = list(resumed)
+        assert [f.index for f in rest] == [f.index for f in frames[start:]]
+        assert [f.time for f in rest] == [f.time for f in frames[start:]]
+        assert [f.damaged for f in rest] == [f.damaged for f in frames[start:]]
+        for got, want in zip(rest, frames[start:], strict=True):
+            assert np.array_equal(got.image, want.image), (start, got.index)
+        before = clip_ranges(whole.damaged_ranges(), 0, frames[start - 1].time)
+        assert merge_ranges(before + resumed.damaged_ranges()) == whole.damaged_ranges()
+    assert "from the start instead" not in caplog.text  # seeking found the place each time
 
 
 # --- every real video in the shared folder ----------------------------------------------
@@ -329,6 +422,8 @@ def test_every_shared_video_can_be_probed_and_sampled(video: Path) -> None:
     info = probe(video)
     assert info.duration > 0 and info.fps > 0 and min(info.width, info.height) > 0
     rate = 5.0
-    times = [f.time for f in sample_frames(video, rate, SMALL, info)]
+    frames = sample_frames(video, rate, SMALL, info)
+    times = [f.time for f in frames]
     assert np.all(np.diff(times) > 0)
     assert abs(len(times) - info.duration * rate) <= 1
+    assert frames.damaged_ranges() == ()  # every shared clip decodes cleanly
