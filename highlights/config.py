@@ -136,6 +136,8 @@ class Config:
     backbone_weights: Path | None = None  # a weights file the user names; None = packaged default
     batch_size: int = 32  # frames per backbone call
     cache_dir: Path = Path(".highlights-cache")
+    # Feature extraction saves its progress every this many frames (rounded up to whole batches).
+    checkpoint_frames: int = 3000
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     window: WindowConfig = field(default_factory=WindowConfig)
@@ -143,6 +145,10 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.checkpoint_frames < 1:
+            raise ConfigError("batch_size and checkpoint_frames must be at least 1")
 
     def replace(self, **changes: Any) -> Config:
         """A copy with top-level or dotted (`segments.threshold`) fields changed; None skipped."""

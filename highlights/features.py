@@ -1,10 +1,16 @@
-"""Backbone features for a video: one vector per sampled frame, cached per video."""
+"""Backbone features for a video: one vector per sampled frame, cached per video.
+
+Extraction saves its progress as it goes (`highlights.checkpoints`): a run that is killed
+resumes from its last checkpoint and ends with the same features a run from the start gives.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import shutil
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -13,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from highlights.checkpoints import Checkpoints, Part, leading_parts
+from highlights.config import Config
 from highlights.damage import (
     DecodeDamage,
     TimeRange,
@@ -24,14 +32,19 @@ from highlights.damage import (
 from highlights.errors import InputError, VideoError
 from highlights.files import atomic_path, file_sha256
 from highlights.sampling import sample_frames
+from highlights.storage import LocalStorage
 from highlights.video import SampledFrame, probe
 
 if TYPE_CHECKING:
     from highlights.backbones import Backbone
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 2  # 2 added per-frame damage flags and the damaged ranges
 # Version 1 files were written by a decoder that refused any damage: read as undamaged.
 READABLE_VERSIONS = (1, 2)
+
+DEFAULT_CHECKPOINT_FRAMES = Config.checkpoint_frames
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,11 @@ class FeatureSequence:
     @property
     def damage(self) -> DecodeDamage:
         return damage_of(self.damaged, self.damaged_ranges)
+
+
+def frame_indices(times: np.ndarray, rate: float) -> np.ndarray:
+    """The sample numbers of frames at `times` taken at `rate` frames/s (frame k at k / rate)."""
+    return np.rint(np.asarray(times, dtype=np.float64) * rate).astype(np.int64)
 
 
 # --- extraction --------------------------------------------------------------------------
@@ -111,15 +129,29 @@ def features_from_frames(
     batch_size: int = 32,
     progress: bool = False,
     total: int | None = None,
+    *,
+    before: Iterable[FeatureSequence] = (),
+    checkpoint: Callable[[FeatureSequence], None] | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_FRAMES,
 ) -> FeatureSequence:
     """Run the backbone over frames in batches of `batch_size`; times come from the frames.
 
-    `total` is how many frames to expect, for the progress bar and the first allocation.
+    `before`: features of earlier frames (a resumed run), put first. `checkpoint` is called with
+    every run of new frames that reaches `checkpoint_every` (rounded up to whole batches, so a
+    resumed run embeds the same batches a run from the start does), and with the last frames
+    once all are done. `total` is how many frames to expect, for the progress bar and the first
+    allocation.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    every = -(-max(checkpoint_every, 1) // batch_size) * batch_size
     rows = _Rows(backbone.feature_dim, (total or 0) + 1)
-    with tqdm(total=total, desc="features", unit="frame", disable=not progress) as bar:
+    for earlier in before:
+        rows.add(earlier.times, earlier.features, earlier.damaged)
+    saved = rows.count
+    with tqdm(
+        total=total, initial=rows.count, desc="features", unit="frame", disable=not progress
+    ) as bar:
         for batch in _batches(iter(frames), batch_size):
             rows.add(
                 np.array([frame.time for frame in batch], dtype=np.float64),
@@ -127,25 +159,94 @@ def features_from_frames(
                 np.array([frame.damaged for frame in batch], dtype=bool),
             )
             bar.update(len(batch))
+            if checkpoint is not None and rows.count - saved >= every:
+                checkpoint(rows.sequence(saved, rows.count, backbone.name, rate))
+                saved = rows.count
+    if checkpoint is not None and rows.count > saved:
+        checkpoint(rows.sequence(saved, rows.count, backbone.name, rate))  # the last frames too
     return rows.sequence(0, rows.count, backbone.name, rate)
 
 
 def extract_features(
-    path: Path, backbone: Backbone, rate: float, batch_size: int = 32, progress: bool = False
+    path: Path,
+    backbone: Backbone,
+    rate: float,
+    batch_size: int = 32,
+    progress: bool = False,
+    *,
+    checkpoints: Checkpoints | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_FRAMES,
 ) -> FeatureSequence:
     """Sample `path` at `rate` frames/s, shaped for the backbone, and embed every frame.
 
+    With `checkpoints`, the frames they already hold (from frame 0 on, without a gap) are not
+    embedded again, and every `checkpoint_every` new frames are added to them.
     Damaged stretches do not stop extraction: they are recorded in the sequence.
     """
     info = probe(Path(path))
-    with sample_frames(info.path, rate, backbone.geometry, info) as frames:
-        sequence = features_from_frames(
-            frames, backbone, rate, batch_size, progress, total=info.expected_frames(rate)
+    chain = leading_parts(checkpoints.stored()) if checkpoints is not None else []
+    parts = list(checkpoints.read(chain)) if checkpoints is not None and chain else []
+    parts = _unbroken(parts)
+    start = int(parts[-1].indices[-1]) + 1 if parts else 0
+    if start:
+        log.info(
+            "%s: resuming from checkpoint at frame %d of about %d (%d parts)",
+            path,
+            start,
+            info.expected_frames(rate),
+            len(parts),
         )
-        ranges = frames.damaged_ranges()
+    earlier_ranges = [r for part in parts for r in part.ranges]
+    with sample_frames(info.path, rate, backbone.geometry, info, start_frame=start) as frames:
+
+        def save(chunk: FeatureSequence) -> None:
+            assert checkpoints is not None
+            until = float(chunk.times[-1])
+            checkpoints.save(
+                Part(
+                    frame_indices(chunk.times, rate),
+                    chunk.features,
+                    chunk.damaged,
+                    frames.damaged_ranges(until=until),
+                )
+            )
+
+        sequence = features_from_frames(
+            frames,
+            backbone,
+            rate,
+            batch_size,
+            progress,
+            total=info.expected_frames(rate),
+            before=(_part_sequence(part, backbone.name, rate) for part in parts),
+            checkpoint=save if checkpoints is not None else None,
+            checkpoint_every=checkpoint_every,
+        )
+        ranges = merge_ranges([*earlier_ranges, *frames.damaged_ranges()])
     if len(sequence) == 0:
         raise VideoError(f"{path}: no frames could be sampled at {rate} frames/s")
     return dataclasses.replace(sequence, damaged_ranges=ranges)
+
+
+def _unbroken(parts: list[Part]) -> list[Part]:
+    """The leading parts that were read, up to the first one missing (unreadable or skipped)."""
+    kept: list[Part] = []
+    for part in parts:
+        if int(part.indices[0]) != (int(kept[-1].indices[-1]) + 1 if kept else 0):
+            break
+        kept.append(part)
+    return kept
+
+
+def _part_sequence(part: Part, backbone: str, rate: float) -> FeatureSequence:
+    """A checkpoint part as a sequence; times are k / rate, as sampling makes them."""
+    return FeatureSequence(
+        times=part.indices / rate,
+        features=part.features,
+        backbone=backbone,
+        rate=float(rate),
+        damaged=part.damaged,
+    )
 
 
 def _batches(frames: Iterator[SampledFrame], size: int) -> Iterator[list[SampledFrame]]:
@@ -270,11 +371,18 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
 # --- cache ---------------------------------------------------------------------------------
 
 
+def recipe_name(backbone: Backbone, rate: float) -> str:
+    """What makes two feature sequences of one video the same: backbone, weights, rate."""
+    return f"{backbone.name}-{backbone.weights_id}.{rate:g}fps"
+
+
 class FeatureCache:
     """Features on disk, keyed by the video's content hash, the backbone and its weights, the rate.
 
     Renaming or moving a video keeps its cache entry; changing one byte does not. A cache file
-    that cannot be read, or does not match its key, is extracted again and replaced.
+    that cannot be read, or does not match its key, is extracted again and replaced. While an
+    entry is being extracted its checkpoints live beside it, in `<entry>.checkpoints/`, and go
+    once the entry is written.
     """
 
     def __init__(self, root: Path) -> None:
@@ -285,6 +393,9 @@ class FeatureCache:
     ) -> Path:
         return self.root / digest[:2] / f"{digest}.{backbone}-{weights_id}.{rate:g}fps.npz"
 
+    def checkpoint_dir(self, entry: Path) -> Path:
+        return entry.with_name(entry.name.removesuffix(".npz") + ".checkpoints")
+
     def get_or_extract(
         self,
         path: Path,
@@ -293,6 +404,7 @@ class FeatureCache:
         batch_size: int = 32,
         progress: bool = False,
         digest: str | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_FRAMES,
     ) -> FeatureSequence:
         """`digest`: the video's sha256 when the caller already has it (hashing a match is slow)."""
         path = Path(path)
@@ -303,8 +415,21 @@ class FeatureCache:
         cached = self._read(entry, backbone, rate)
         if cached is not None:
             return cached
-        sequence = extract_features(path, backbone, rate, batch_size, progress)
+        folder = self.checkpoint_dir(entry)
+        checkpoints = Checkpoints(
+            LocalStorage(folder), "", recipe_name(backbone, rate), backbone.feature_dim
+        )
+        sequence = extract_features(
+            path,
+            backbone,
+            rate,
+            batch_size,
+            progress,
+            checkpoints=checkpoints,
+            checkpoint_every=checkpoint_every,
+        )
         save_features(sequence, entry)
+        shutil.rmtree(folder, ignore_errors=True)
         return sequence
 
     def _read(self, entry: Path, backbone: Backbone, rate: float) -> FeatureSequence | None:

@@ -6,22 +6,39 @@ shows time n / rate. SageMaker Processing with `ShardedByS3Key` gives each insta
 those files; the sequence number in the name, not the order of arrival, places each frame.
 Each instance writes its features as a shard (`features-<host>.npz`: the features file format
 plus the frame indices); `load_shards` merges every shard of a folder back into frame order.
+With checkpoints, an instance skips the frames any earlier attempt, on any instance, embedded.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
+from highlights.checkpoints import Checkpoints, Part
 from highlights.errors import InputError, VideoError
-from highlights.features import FeatureSequence, load_features, merge_features, save_features
+from highlights.features import (
+    DEFAULT_CHECKPOINT_FRAMES,
+    FeatureSequence,
+    features_from_frames,
+    frame_indices,
+    load_features,
+    merge_features,
+    save_features,
+)
 from highlights.images import fit_picture
 from highlights.video import FrameGeometry, SampledFrame
+
+if TYPE_CHECKING:
+    from highlights.backbones import Backbone
+
+log = logging.getLogger(__name__)
 
 SHARD_PATTERN = "features-*.npz"
 
@@ -104,6 +121,59 @@ def iter_captured_frames(
         yield read_captured_frame(frame, rate, geometry)
 
 
+def captured_features(
+    frames: Sequence[CapturedFrame],
+    backbone: Backbone,
+    rate: float,
+    batch_size: int = 32,
+    *,
+    checkpoints: Checkpoints | None = None,
+    checkpoint_every: int = DEFAULT_CHECKPOINT_FRAMES,
+) -> FeatureSequence:
+    """Features of `frames` (in sequence order), reusing every frame a checkpoint part holds.
+
+    Frames not in any part are embedded and added to the checkpoints as parts of their own.
+    """
+    numbers = np.array([frame.sequence for frame in frames], dtype=np.int64)
+    features = np.empty((len(frames), backbone.feature_dim), dtype=np.float32)
+    found = np.zeros(len(frames), dtype=bool)
+    if checkpoints is not None and len(frames):
+        _fill_from_checkpoints(checkpoints, numbers, features, found)
+        if found.any():
+            log.info("%d of %d frames taken from checkpoints", int(found.sum()), len(frames))
+    todo = [frame for frame, done in zip(frames, found, strict=True) if not done]
+
+    def save(chunk: FeatureSequence) -> None:
+        assert checkpoints is not None
+        checkpoints.save(Part(frame_indices(chunk.times, rate), chunk.features, chunk.damaged))
+
+    new = features_from_frames(
+        iter_captured_frames(todo, rate, backbone.geometry),
+        backbone,
+        rate,
+        batch_size,
+        total=len(todo),
+        checkpoint=save if checkpoints is not None else None,
+        checkpoint_every=checkpoint_every,
+    )
+    features[~found] = new.features
+    return FeatureSequence(numbers / rate, features, backbone.name, float(rate))
+
+
+def _fill_from_checkpoints(
+    checkpoints: Checkpoints, numbers: np.ndarray, features: np.ndarray, found: np.ndarray
+) -> None:
+    """Copy the rows of `numbers` (ascending) that checkpoint parts hold into `features`."""
+    first, last = int(numbers[0]), int(numbers[-1])
+    keys = [key for key in checkpoints.stored() if key.last >= first and key.first <= last]
+    for part in checkpoints.read(keys):
+        rows = np.searchsorted(numbers, part.indices)
+        inside = rows < len(numbers)
+        inside[inside] = numbers[rows[inside]] == part.indices[inside]
+        features[rows[inside]] = part.features[inside]
+        found[rows[inside]] = True
+
+
 def shard(items: Sequence[CapturedFrame], count: int) -> list[list[CapturedFrame]]:
     """Split frames into `count` interleaved shards (frame k goes to shard k mod count).
 
@@ -113,11 +183,6 @@ def shard(items: Sequence[CapturedFrame], count: int) -> list[list[CapturedFrame
     if count < 1:
         raise InputError(f"the number of shards must be at least 1, got {count}")
     return [list(items[index::count]) for index in range(count)]
-
-
-def frame_indices(times: np.ndarray, rate: float) -> np.ndarray:
-    """The capture (sample) numbers of frames at `times` taken at `rate` frames/s."""
-    return np.rint(np.asarray(times, dtype=np.float64) * rate).astype(np.int64)
 
 
 def save_shard(seq: FeatureSequence, path: Path) -> Path:

@@ -109,6 +109,7 @@ def stage_features(
         batch_size=config.batch_size,
         progress=progress,
         digest=digest,
+        checkpoint_every=config.checkpoint_frames,
     )
     damage = sequence.damage
     check_damage(damage, config.decode.max_damaged_share, video)

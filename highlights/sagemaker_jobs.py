@@ -69,8 +69,14 @@ def features_job(
     capture_rate: float,
     backbone: str,
     batch_size: int = 32,
+    checkpoint_uri: str | None = None,
 ) -> dict[str, Any]:
-    """Backbone features of the captured frames; each instance gets a disjoint set of frames."""
+    """Backbone features of the captured frames; each instance gets a disjoint set of frames.
+
+    `checkpoint_uri` (an s3:// prefix the job's role may list, read and write): where the job
+    keeps its progress, so a retry resumes what any attempt finished.
+    """
+    checkpoint = ["--checkpoint-uri", checkpoint_uri] if checkpoint_uri else []
     return _job(
         name=job_name(match_id, "features"),
         module="processing.extract_features",
@@ -85,6 +91,7 @@ def features_job(
             backbone,
             "--batch-size",
             str(batch_size),
+            *checkpoint,
         ],
         inputs=[_input("frames", frames_uri, FRAMES_DIR, sharded=True)],
         outputs=[_output("features", features_uri, FEATURES_OUT_DIR)],

@@ -161,3 +161,20 @@ class S3Storage:
 def _not_found(exc: Exception) -> bool:
     """Whether a botocore error means the object is not there (HEAD says 404, GET NoSuchKey)."""
     return getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey")
+
+
+def storage_at(uri: str, s3_client: Any | None = None) -> Storage:
+    """The storage a URI names: `s3://bucket/prefix` (with `s3_client`, else a default boto3
+    client) or a local folder (a path or `file://` URL)."""
+    if uri.startswith("s3://"):
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise ConfigError(f"{uri}: an s3:// URI must name a bucket")
+        if s3_client is None:
+            import boto3  # in the `aws` extra only
+
+            s3_client = boto3.client("s3")
+        return S3Storage(bucket, s3_client, prefix)
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(f"{uri}: storage must be an s3:// URI or a local folder")
+    return LocalStorage(Path(uri.removeprefix("file://")))

@@ -316,6 +316,7 @@ class _CachedFeatures(Mapping[Path, FeatureSequence]):
         self._backbone = backbone
         self._rate = config.sampling.rate
         self._batch_size = config.batch_size
+        self._checkpoint_every = config.checkpoint_frames
         self._max_damaged_share = config.decode.max_damaged_share
         self._digests: dict[Path, str] = {}
         self._lengths: dict[Path, int] = {}
@@ -333,7 +334,12 @@ class _CachedFeatures(Mapping[Path, FeatureSequence]):
 
     def __getitem__(self, path: Path) -> FeatureSequence:
         return self._cache.get_or_extract(
-            path, self._backbone, self._rate, self._batch_size, digest=self._digests.get(path)
+            path,
+            self._backbone,
+            self._rate,
+            self._batch_size,
+            digest=self._digests.get(path),
+            checkpoint_every=self._checkpoint_every,
         )
 
     def __iter__(self) -> Iterator[Path]:

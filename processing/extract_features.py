@@ -6,6 +6,13 @@ folder with one video file (or the video file itself), which one instance handle
 Output (`--output`, default /opt/ml/processing/output): `features-<host>.npz` holding the
 features with their frame indices and times; `score_windows.py` merges the shards.
 The host comes from `--shard-name`, else `current_host` in /opt/ml/config/resourceconfig.json.
+
+Checkpoints (`--checkpoint-uri`, an s3:// prefix or a folder): every `--checkpoint-every` frames
+the job stores what it embedded there, keyed by frame number, and it starts by taking every frame
+that is already there, whichever attempt or instance stored it. A retried job therefore resumes
+instead of starting over. The prefix is read through the Storage interface, not as a
+ProcessingInput (an input on an empty prefix would fail the job's first attempt); the pipeline
+deletes it with the rest of the match's scratch data.
 """
 
 from __future__ import annotations
@@ -17,12 +24,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from highlights.backbones import BACKBONE_NAMES, load_backbone
+from highlights.backbones import BACKBONE_NAMES, Backbone, load_backbone
+from highlights.checkpoints import Checkpoints
 from highlights.config import Config
 from highlights.damage import check_damage
 from highlights.errors import HighlightsError, InputError
-from highlights.features import FeatureSequence, extract_features, features_from_frames
-from highlights.frame_capture import iter_captured_frames, list_captured_frames, save_shard
+from highlights.features import FeatureSequence, extract_features, recipe_name
+from highlights.frame_capture import captured_features, list_captured_frames, save_shard
+from highlights.storage import storage_at
 from highlights.video import VIDEO_SUFFIXES
 
 log = logging.getLogger("extract_features")
@@ -51,14 +60,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--shard-name", default=None, help="names the output file")
     parser.add_argument("--resource-config", type=Path, default=RESOURCE_CONFIG)
     parser.add_argument(
+        "--checkpoint-uri",
+        default=None,
+        help="s3://bucket/prefix/ or a folder for progress that a retry resumes from",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=defaults.checkpoint_frames,
+        help="frames between checkpoints",
+    )
+    parser.add_argument(
         "--max-damaged-share",
         type=float,
         default=defaults.decode.max_damaged_share,
         help="refuse a video with more of its sampled frames undecodable than this (0-1)",
     )
     args = parser.parse_args(argv)
-    if args.capture_rate <= 0 or args.batch_size < 1:
-        parser.error("--capture-rate must be positive and --batch-size at least 1")
+    if args.capture_rate <= 0 or args.batch_size < 1 or args.checkpoint_every < 1:
+        parser.error(
+            "--capture-rate must be positive, --batch-size and --checkpoint-every at least 1"
+        )
     return args
 
 
@@ -95,16 +117,36 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
     if not frames and video is None:
         return None
     backbone = load_backbone(args.backbone, args.weights)
+    checkpoints = checkpoints_at(args.checkpoint_uri, backbone, args.capture_rate)
     if video is not None:
         log.info("sampling %s at %g frames/s", video, args.capture_rate)
-        sequence = extract_features(video, backbone, args.capture_rate, args.batch_size)
+        sequence = extract_features(
+            video,
+            backbone,
+            args.capture_rate,
+            args.batch_size,
+            checkpoints=checkpoints,
+            checkpoint_every=args.checkpoint_every,
+        )
         check_damage(sequence.damage, args.max_damaged_share, video)
         if sequence.damage:
             log.warning("%s: could not decode all of it: %s", video, sequence.damage.describe())
         return sequence
     log.info("%d captured frames, %d to %d", len(frames), frames[0].sequence, frames[-1].sequence)
-    images = iter_captured_frames(frames, args.capture_rate, backbone.geometry)
-    return features_from_frames(images, backbone, args.capture_rate, args.batch_size)
+    return captured_features(
+        frames,
+        backbone,
+        args.capture_rate,
+        args.batch_size,
+        checkpoints=checkpoints,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+def checkpoints_at(uri: str | None, backbone: Backbone, rate: float) -> Checkpoints | None:
+    if not uri:
+        return None
+    return Checkpoints(storage_at(uri), "", recipe_name(backbone, rate), backbone.feature_dim)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

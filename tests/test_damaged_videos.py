@@ -1,19 +1,25 @@
 """Real recordings have glitches: `highlights detect` decodes past them, says what it lost, and
-refuses a video only when too much of it is lost."""
+refuses a video only when too much of it is lost. A long run killed part way resumes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from highlights.backbones import load_backbone
 from highlights.cli import main
-from highlights.synthetic import EVENT_CLASS
+from highlights.features import extract_features, load_features
+from highlights.model import MANIFEST_FILE, ModelManifest
+from highlights.synthetic import EVENT_CLASS, Event, make_match
 from tests.media import (
     REAL_SOCCER_CLIP,
     SHARED_VIDEOS_DIR,
@@ -105,3 +111,69 @@ def test_a_video_damaged_past_the_limit_exits_two_with_one_line(
     assert lines[0].startswith(f"highlights: error: {video}: too damaged to use:")
     assert "decode.max_damaged_share" in lines[0]
     assert list(cache.rglob("*.npz"))  # the features are kept: a higher limit needs no new run
+
+
+# --- a long run killed part way ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_match(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two minutes of synthetic match: 600 frames at 5 frames/s."""
+    folder = tmp_path_factory.mktemp("long-match")
+    return make_match(folder / "long-match.mp4", 120.0, [Event(30.0, 36.0), Event(80.0, 86.0)])
+
+
+def wait_for(pattern: str, folder: Path, process: subprocess.Popen[str], seconds: float) -> Path:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = sorted(folder.rglob(pattern))
+        if found:
+            return found[0]
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern} under {folder} after {seconds} s")
+
+
+def test_a_killed_detect_resumes_from_its_checkpoint_with_the_same_features(
+    long_match: Path, trained_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    settings = tmp_path / "settings.toml"
+    settings.write_text("checkpoint_frames = 64\n")
+    command = [sys.executable, "-m", "highlights.cli", "detect", str(long_match)]
+    command += ["--model", str(trained_model), "--target", EVENT_CLASS, "--quiet"]
+    command += ["--out", str(tmp_path / "first"), "--cache-dir", str(cache)]
+    first = subprocess.Popen(
+        [*command, "--config", str(settings)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("*.checkpoints/frames-*.npz", cache, first, seconds=300)
+        os.kill(first.pid, signal.SIGKILL)
+    finally:
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    assert not list(cache.rglob("*fps.npz"))  # killed before the features were done
+
+    with caplog.at_level(logging.INFO):
+        code = detect(
+            long_match, trained_model, tmp_path / "second", cache, "--config", str(settings)
+        )
+    assert code == 0
+    resumed = [r.getMessage() for r in caplog.records if "resuming from checkpoint" in r.message]
+    assert len(resumed) == 1
+    start = int(resumed[0].split(" at frame ")[1].split()[0])
+    assert start >= 64 and start % 64 == 0
+
+    (entry,) = cache.rglob("*fps.npz")
+    assert not list(cache.rglob("*.checkpoints"))  # removed once the entry is written
+    manifest = ModelManifest.read(trained_model / MANIFEST_FILE)
+    clean = extract_features(long_match, load_backbone(manifest.backbone), manifest.rate)
+    cached = load_features(entry)
+    assert len(cached) == 600
+    assert np.array_equal(cached.times, clean.times)
+    assert np.array_equal(cached.features, clean.features)
+    assert np.array_equal(cached.damaged, clean.damaged)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from highlights.backbones import load_backbone
+from highlights.checkpoints import Checkpoints, Part
 from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import InputError, VideoError
 from highlights.features import (
@@ -21,12 +23,14 @@ from highlights.features import (
     features_from_frames,
     load_features,
     merge_features,
+    recipe_name,
     save_features,
 )
 from highlights.files import file_sha256
 from highlights.sampling import sample_frames
+from highlights.storage import LocalStorage
 from highlights.video import FrameGeometry
-from tests.media import make_event_video, make_video
+from tests.media import damaged_copy, make_event_video, make_video
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -151,6 +155,137 @@ def test_real_efficientnet_lite0_features(match_video: Path) -> None:
 
 
 # --- damaged videos and checkpoints ----------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands for the process dying part way (the CLI test kills a real one)."""
+
+
+class InterruptedBackbone:
+    """The tiny backbone, interrupted after embedding `batches` batches."""
+
+    def __init__(self, inner: TinyKerasBackbone, batches: int) -> None:
+        self.inner, self.batches = inner, batches
+        self.name, self.weights_id = inner.name, inner.weights_id
+        self.feature_dim, self.geometry = inner.feature_dim, inner.geometry
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        if self.batches == 0:
+            raise Interrupted
+        self.batches -= 1
+        return self.inner.embed(images)
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """12 s with a key frame every second; 60 frames at 5 frames/s."""
+    folder = tmp_path_factory.mktemp("long")
+    return make_video(
+        folder / "long.mp4",
+        seconds=12,
+        extra=["-g", "25", "-keyint_min", "25", "-sc_threshold", "0"],
+    )
+
+
+def checkpoints_in(folder: Path, backbone: TinyKerasBackbone, rate: float = 5) -> Checkpoints:
+    return Checkpoints(LocalStorage(folder), "", recipe_name(backbone, rate), backbone.feature_dim)
+
+
+def assert_same_sequence(got: FeatureSequence, want: FeatureSequence) -> None:
+    assert np.array_equal(got.times, want.times)
+    assert np.array_equal(got.features, want.features)  # bit for bit, not approximately
+    assert np.array_equal(got.damaged, want.damaged)
+    assert got.damaged_ranges == want.damaged_ranges
+
+
+def test_an_interrupted_extraction_resumes_from_its_last_checkpoint(
+    tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone, caplog: pytest.LogCaptureFixture
+) -> None:
+    clean = extract_features(long_video, backbone, 5, batch_size=8)
+    checkpoints = checkpoints_in(tmp_path / "checkpoints", backbone)
+    with pytest.raises(Interrupted):  # dies in its sixth batch: frames 40-47
+        extract_features(
+            long_video,
+            InterruptedBackbone(backbone, batches=5),
+            5,
+            batch_size=8,
+            checkpoints=checkpoints,
+            checkpoint_every=16,
+        )
+    assert [(k.first, k.last) for k in checkpoints.stored()] == [(0, 15), (16, 31)]
+    backbone.batch_sizes.clear()
+    with caplog.at_level(logging.INFO):
+        resumed = extract_features(
+            long_video, backbone, 5, batch_size=8, checkpoints=checkpoints, checkpoint_every=16
+        )
+    assert "resuming from checkpoint at frame 32" in caplog.text
+    assert backbone.batch_sizes == [8, 8, 8, 4]  # frames 32-59 only
+    assert_same_sequence(resumed, clean)
+
+
+def test_checkpoint_intervals_are_whole_batches(
+    tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone
+) -> None:
+    checkpoints = checkpoints_in(tmp_path / "checkpoints", backbone)
+    extract_features(
+        long_video, backbone, 5, batch_size=8, checkpoints=checkpoints, checkpoint_every=10
+    )
+    stored = [(k.first, k.last) for k in checkpoints.stored()]
+    assert stored == [(0, 15), (16, 31), (32, 47), (48, 59)]  # the last frames once done
+
+
+def test_resuming_across_a_damaged_stretch_gives_the_same_record(
+    tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone
+) -> None:
+    damaged = damaged_copy(long_video, tmp_path / "damaged.mp4")
+    clean = extract_features(damaged, backbone, 5, batch_size=4)
+    assert clean.damaged.any() and clean.damaged_ranges
+    checkpoints = checkpoints_in(tmp_path / "checkpoints", backbone)
+    for _ in range(14):  # interrupted after every batch: resumed at every 0.8 s
+        with pytest.raises(Interrupted):
+            extract_features(
+                damaged,
+                InterruptedBackbone(backbone, 1),
+                5,
+                batch_size=4,
+                checkpoints=checkpoints,
+                checkpoint_every=4,
+            )
+    resumed = extract_features(
+        damaged, backbone, 5, batch_size=4, checkpoints=checkpoints, checkpoint_every=4
+    )
+    assert_same_sequence(resumed, clean)
+
+
+def test_parts_of_another_recipe_or_unreadable_are_passed_over(
+    tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone
+) -> None:
+    folder = tmp_path / "checkpoints"
+    foreign = Checkpoints(LocalStorage(folder), "", "other-backbone.5fps", backbone.feature_dim)
+    foreign.save(Part(np.arange(16), np.zeros((16, 16), np.float32), np.zeros(16, bool)))
+    (folder / "frames-000000016-000000031-16.npz").write_bytes(b"half a zip")
+    backbone.batch_sizes.clear()
+    sequence = extract_features(
+        long_video, backbone, 5, batch_size=8, checkpoints=checkpoints_in(folder, backbone)
+    )
+    assert sum(backbone.batch_sizes) == 60  # nothing was taken from them
+    assert np.array_equal(sequence.features, extract_features(long_video, backbone, 5, 8).features)
+
+
+def test_the_cache_keeps_checkpoints_beside_the_entry_until_it_is_written(
+    tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone
+) -> None:
+    cache = FeatureCache(tmp_path / "cache")
+    with pytest.raises(Interrupted):
+        cache.get_or_extract(
+            long_video, InterruptedBackbone(backbone, 3), 5, batch_size=8, checkpoint_every=8
+        )
+    entry = cache.path_for(file_sha256(long_video), backbone.name, 5, backbone.weights_id)
+    folder = cache.checkpoint_dir(entry)
+    assert folder.parent == entry.parent and not entry.exists()
+    assert len(list(folder.glob("frames-*.npz"))) == 3
+    cache.get_or_extract(long_video, backbone, 5, batch_size=8, checkpoint_every=8)
+    assert entry.is_file() and not folder.exists()
 
 
 def test_damage_is_kept_in_the_features_file(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Frames are made the way MediaConvert's frame capture names them (`<name>.NNNNNNN
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from highlights.config import SegmentConfig, WindowConfig
 from highlights.errors import InputError, VideoError
 from highlights.features import FeatureSequence, load_features
 from highlights.frame_capture import (
+    CapturedFrame,
     frame_indices,
     list_captured_frames,
     load_shard,
@@ -266,6 +268,71 @@ def test_a_video_input_is_sampled_whole(video: Path, single_pass: Path, tmp_path
         np.linalg.norm(seq.features, axis=1) * np.linalg.norm(reference, axis=1)
     )
     assert cosine.min() > 0.9
+
+
+def copy_frames(frames: list[CapturedFrame], folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for frame in frames:
+        shutil.copy(frame.path, folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_retried_job_takes_every_checkpointed_frame_whichever_instance_made_it(
+    frames: Path, single_pass: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoints = ["--checkpoint-uri", str(tmp_path / "checkpoints"), "--checkpoint-every", "8"]
+    even, _ = shard(list_captured_frames(frames), 2)
+    # attempt 1: instance algo-1 embedded its share (the even frames); the job then failed
+    first = copy_frames(even, tmp_path / "attempt-1")
+    assert run_extract(first, tmp_path / "out-1", "--shard-name", "algo-1", *checkpoints) == 0
+    # attempt 2 is sharded differently: one instance gets every frame
+    with caplog.at_level(logging.INFO):
+        assert run_extract(frames, tmp_path / "out-2", "--shard-name", "algo-2", *checkpoints) == 0
+    assert "15 of 30 frames taken from checkpoints" in caplog.text
+    indices, seq = load_shard(tmp_path / "out-2" / "features-algo-2.npz")
+    reference = load_features(single_pass)
+    assert indices.tolist() == list(range(30))
+    np.testing.assert_array_equal(seq.times, reference.times)
+    np.testing.assert_allclose(seq.features, reference.features, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_checkpoints_can_live_in_s3(
+    frames: Path, single_pass: Path, tmp_path: Path, aws_credentials: None
+) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="work")
+        checkpoints = ["--checkpoint-uri", "s3://work/match-42/checkpoints/"]
+        assert run_extract(frames, tmp_path / "out-1", "--shard-name", "x", *checkpoints) == 0
+        keys = [
+            item["Key"]
+            for item in s3.list_objects_v2(Bucket="work", Prefix="match-42/")["Contents"]
+        ]
+        assert keys == ["match-42/checkpoints/frames-000000000-000000029-30.npz"]
+        (tmp_path / "out-1" / "features-x.npz").unlink()
+        # a retry after the output was lost: every frame comes from S3, none is embedded
+        assert run_extract(frames, tmp_path / "out-2", "--shard-name", "x", *checkpoints) == 0
+    _, seq = load_shard(tmp_path / "out-2" / "features-x.npz")
+    np.testing.assert_allclose(seq.features, load_features(single_pass).features, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_retried_video_job_takes_its_checkpointed_frames(
+    video: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "input"
+    folder.mkdir()
+    shutil.copy(video, folder)
+    checkpoints = ["--checkpoint-uri", str(tmp_path / "checkpoints"), "--checkpoint-every", "8"]
+    assert run_extract(folder, tmp_path / "out-1", "--shard-name", "v", *checkpoints) == 0
+    with caplog.at_level(logging.INFO):
+        assert run_extract(folder, tmp_path / "out-2", "--shard-name", "v", *checkpoints) == 0
+    assert "resuming from checkpoint at frame 30" in caplog.text  # every frame was done
+    first = load_features(tmp_path / "out-1" / "features-v.npz")
+    second = load_features(tmp_path / "out-2" / "features-v.npz")
+    np.testing.assert_array_equal(second.features, first.features)
 
 
 def test_an_empty_shard_writes_nothing_and_succeeds(tmp_path: Path) -> None:
