@@ -58,6 +58,7 @@ from highlights.errors import SupersededError
 log = logging.getLogger(__name__)
 _aws_var = aws_var
 CLAIM = "aws.claim_upload"
+RESULTS_URL = "{{ ti.xcom_pull(task_ids='" + CLAIM + "')['highlights_url'] }}"
 # Mapped clip jobs are labelled with the range they cut, in source timecode.
 _CLIPPING = "task.settings.Inputs[0].InputClippings[0]"
 CLIP_LABEL = "{{ task.purpose }} {{ %s.StartTimecode }}-{{ %s.EndTimecode }}" % (  # noqa: UP031
@@ -392,12 +393,14 @@ def highlights_pipeline() -> None:
             "region_name": _aws_var("region"),
             "aws_conn_id": AWS_CONN,
             "poll_interval": 15,
+            "results_url": RESULTS_URL,
         }
         sagemaker_args = {
             "aws_conn_id": AWS_CONN,
             "region_name": _aws_var("region"),
             "deferrable": True,
             "check_interval": 30,
+            "results_url": RESULTS_URL,
         }
 
         match = claim_upload()

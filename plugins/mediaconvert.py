@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
+from aws_links import MEDIACONVERT_JOB_XCOM, MatchResultsLink, MediaConvertJobLink
 
 from highlights.mediaconvert import client_request_token
 
@@ -196,9 +197,11 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         "endpoint_url",
         "region_name",
         "job_queue",
+        "results_url",
     )
     template_fields_renderers = {"settings": "json"}
     ui_color = "#f6a04d"
+    operator_extra_links = (MediaConvertJobLink(), MatchResultsLink())
 
     def __init__(
         self,
@@ -215,9 +218,11 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         deferrable: bool = True,
         poll_interval: float = 15.0,
         max_wait: timedelta = timedelta(hours=6),
+        results_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.results_url = results_url  # s3:// folder of the match's results, for a UI link
         self.settings = settings
         self.role_arn = role_arn
         self.match_id = match_id
@@ -241,6 +246,9 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
             queue=self.job_queue,
         )
         self.log.info("MediaConvert job %s (%s) is %s", job["Id"], self.purpose, job.get("Status"))
+        region = self.region_name or hook.conn_region_name
+        job_link = {"id": job["Id"], "region": region}
+        context["ti"].xcom_push(key=MEDIACONVERT_JOB_XCOM, value=job_link)
         if not self.wait_for_completion or job_outcome(job):
             return _summary(job)
         if self.deferrable:

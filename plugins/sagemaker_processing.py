@@ -17,6 +17,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.sdk.exceptions import AirflowException
+from aws_links import MatchResultsLink, SageMakerProcessingJobLink
 
 RUNNING_STATES = ("InProgress", "Stopping")
 
@@ -24,9 +25,13 @@ RUNNING_STATES = ("InProgress", "Stopping")
 class SageMakerProcessingOnceOperator(SageMakerProcessingOperator):
     """`SageMakerProcessingOperator` that adopts an earlier try's job of the same name."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    template_fields = (*SageMakerProcessingOperator.template_fields, "results_url")
+    operator_extra_links = (SageMakerProcessingJobLink(), MatchResultsLink())
+
+    def __init__(self, *, results_url: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("action_if_job_exists", "timestamp")
         super().__init__(**kwargs)
+        self.results_url = results_url  # s3:// folder of the match's results, for a UI link
 
     def execute(self, context: Any) -> dict:
         name = self.config["ProcessingJobName"]

@@ -160,7 +160,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
         }
 
 
-def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+def xcom(dag_run: Any, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -172,7 +172,7 @@ def xcom(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
                 run_id=dag_run.run_id,
                 task_id=task_id,
                 map_index=map_index,
-                key="return_value",
+                key=key,
             )
             .one_or_none()
         )

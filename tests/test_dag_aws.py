@@ -467,6 +467,34 @@ def test_a_run_for_a_replaced_upload_is_skipped_cleanly(world, synthetic_match, 
     assert world.keys("match-highlights", f"highlights/{stale_id}/") == []
 
 
+def test_aws_tasks_link_to_their_jobs_and_the_match_results(world, first_run):
+    dag_run, match_id = first_run
+    capture = airflow_env.xcom(dag_run, "aws.capture_frames", key="_link_MediaConvertJobLink")
+    job_id = airflow_env.xcom(dag_run, "aws.capture_frames")["id"]
+    assert capture == (
+        f"https://{REGION}.console.aws.amazon.com/mediaconvert/home?region={REGION}"
+        f"#/jobs/summary/{job_id}"
+    )
+    features = airflow_env.xcom(
+        dag_run, "aws.extract_features", key="_link_SageMakerProcessingJobLink"
+    )
+    assert features.endswith(f"#/processing-jobs/hl-features-{match_id}")
+    results = airflow_env.xcom(dag_run, "aws.cut_clip", 0, key="_link_MatchResultsLink")
+    assert results == (
+        f"https://{REGION}.console.aws.amazon.com/s3/buckets/match-highlights"
+        f"?region={REGION}&prefix=highlights/{match_id}/"
+    )
+
+
+def test_clip_jobs_are_labelled_with_their_time_range(first_run):
+    dag_run, _ = first_run
+    labels = airflow_env.map_labels(dag_run, "aws.cut_clip")
+    assert labels and all(
+        re.fullmatch(r"clip-\d{3} \d\d:\d\d:\d\d:\d\d-\d\d:\d\d:\d\d:\d\d", label)
+        for label in labels
+    ), labels
+
+
 def test_frame_capture_job_samples_the_upload_at_the_capture_rate(world, first_run):
     _, match_id = first_run
     capture = next(

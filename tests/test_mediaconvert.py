@@ -300,6 +300,16 @@ def stubbed(plugin, monkeypatch):
         yield stub
 
 
+class RecordingTI:
+    """The task instance in an operator's context, recording what the operator pushes."""
+
+    def __init__(self) -> None:
+        self.xcom: dict = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcom[key] = value
+
+
 def job(status: str, **extra) -> dict:
     return {"Id": "job-1", "Role": ROLE, "Settings": {}, "Status": status, **extra}
 
@@ -328,7 +338,10 @@ def test_operator_submits_with_a_token_from_match_and_purpose(plugin, stubbed):
             "UserMetadata": {"match_id": "final-0123456789ab", "purpose": "frames"},
         },
     )
-    assert op.execute({})["id"] == "job-1"
+    ti = RecordingTI()
+    assert op.execute({"ti": ti})["id"] == "job-1"
+    # what the UI's "MediaConvert job" link is made from
+    assert ti.xcom["mediaconvert_job"] == {"id": "job-1", "region": "us-east-1"}
 
 
 def test_operator_defers_to_the_trigger_while_the_job_runs(plugin, stubbed):
@@ -336,7 +349,7 @@ def test_operator_defers_to_the_trigger_while_the_job_runs(plugin, stubbed):
 
     stubbed.add_response("create_job", {"Job": job("PROGRESSING")})
     with pytest.raises(TaskDeferred) as deferred:
-        operator(plugin).execute({})
+        operator(plugin).execute({"ti": RecordingTI()})
     assert isinstance(deferred.value.trigger, plugin.MediaConvertJobTrigger)
     assert deferred.value.trigger.job_id == "job-1"
 
@@ -348,7 +361,7 @@ def test_operator_polling_fails_with_the_jobs_error_message(plugin, stubbed):
     )
     op = operator(plugin, deferrable=False, poll_interval=0, max_wait=timedelta(seconds=5))
     with pytest.raises(plugin.MediaConvertJobFailed, match="Unable to open input file"):
-        op.execute({})
+        op.execute({"ti": RecordingTI()})
 
 
 def run_trigger(trigger) -> dict:
