@@ -5,7 +5,10 @@ CHECKOV_VENV := .venv-checkov
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 
-.PHONY: demo test bench airflow clean
+IMAGE ?= sports-highlights:dev
+LOCAL_BASE ?= sports-highlights-base:bookworm
+
+.PHONY: demo test image bench airflow clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -30,7 +33,19 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.dev $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check highlights processing dags plugins tests benchmarks
-	$(BIN)/python -m pytest
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
+	else echo "make test: Docker is not running, so the model-image tests will skip"; fi
+	HIGHLIGHTS_IMAGE=$(IMAGE) $(BIN)/python -m pytest
+
+# The model image (tests/test_image_*.py run it). Its base: BASE_IMAGE if given (say
+# python:3.11-slim), else one made from Debian packages by debootstrap, which needs no image
+# registry (model_container/build-local-base; the official base where debootstrap is absent).
+image:
+	@if [ -n "$(BASE_IMAGE)" ]; then base="$(BASE_IMAGE)"; \
+	elif command -v debootstrap >/dev/null; then \
+		model_container/build-local-base $(LOCAL_BASE) && base=$(LOCAL_BASE); \
+	else base=; fi; \
+	BASE_IMAGE=$$base PYTHON=$(PYTHON) model_container/build-image $(IMAGE)
 
 $(DEMO_OUT)/model/manifest.json: $(VENV)/.core
 	$(BIN)/highlights demo --out $(DEMO_OUT) --quiet

@@ -72,11 +72,13 @@ def env_value(name: str) -> str:
     raise AssertionError(f"ENV {name} not set")
 
 
-def test_base_image_is_the_python_the_package_requires() -> None:
-    first_kind, first_args = dockerfile_instructions()[0]
-    assert first_kind == "FROM"
+def test_base_image_is_an_argument_defaulting_to_the_python_the_package_requires() -> None:
+    (first_kind, first_args), (second_kind, second_args) = dockerfile_instructions()[:2]
+    assert (first_kind, second_kind) == ("ARG", "FROM")
+    name, _, default = first_args.partition("=")
+    assert default.startswith("python:3.11"), default
+    assert second_args in (f"${{{name}}}", f"${name}")
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
-    assert first_args.startswith("python:3.11"), first_args
     assert ">=3.11" in requires and "<3.12" in requires
 
 
@@ -92,21 +94,33 @@ def test_package_and_entrypoints_are_copied() -> None:
     assert {"model_container/train", "model_container/serve"} <= copied
 
 
-def test_package_is_pip_installed_with_the_serve_extra_after_its_sources_are_copied() -> None:
-    kinds = dockerfile_instructions()
-    install = next(
-        i for i, (kind, args) in enumerate(kinds) if kind == "RUN" and "pip install" in args
-    )
-    assert "serve" in kinds[install][1].split("[", 1)[1]
-    copied_before = {
+def copied_before(index: int) -> set[str]:
+    return {
         source
-        for kind, args in kinds[:install]
+        for kind, args in dockerfile_instructions()[:index]
         if kind == "COPY"
         for source in shlex.split(args)[:-1]
     }
+
+
+def test_dependencies_install_from_pyproject_alone_before_the_source_is_copied() -> None:
+    kinds = dockerfile_instructions()
+    deps = next(i for i, (kind, args) in enumerate(kinds) if kind == "RUN" and "pip install" in args)
+    assert "pyproject.toml" in kinds[deps][1]
+    for extra in ("serve", "aws"):
+        assert f'["{extra}"]' in kinds[deps][1]
+    assert copied_before(deps) == {"pyproject.toml"}
+
+
+def test_package_is_pip_installed_with_the_serve_extra_after_its_sources_are_copied() -> None:
+    kinds = dockerfile_instructions()
+    install = next(
+        i for i, (kind, args) in enumerate(kinds) if kind == "RUN" and "--no-deps" in args
+    )
+    assert "serve" in kinds[install][1].split("[", 1)[1]
     # setuptools reads the readme named in pyproject.toml while building the package
     readme = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["readme"]
-    assert {"pyproject.toml", readme, "highlights"} <= copied_before
+    assert {"pyproject.toml", readme, "highlights"} <= copied_before(install)
 
 
 def test_serve_extra_holds_what_serve_imports() -> None:
