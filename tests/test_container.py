@@ -105,7 +105,9 @@ def copied_before(index: int) -> set[str]:
 
 def test_dependencies_install_from_pyproject_alone_before_the_source_is_copied() -> None:
     kinds = dockerfile_instructions()
-    deps = next(i for i, (kind, args) in enumerate(kinds) if kind == "RUN" and "pip install" in args)
+    deps = next(
+        i for i, (kind, args) in enumerate(kinds) if kind == "RUN" and "pip install" in args
+    )
     assert "pyproject.toml" in kinds[deps][1]
     for extra in ("serve", "aws"):
         assert f'["{extra}"]' in kinds[deps][1]
