@@ -25,10 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from highlights.backbones import packaged_recipe  # noqa: E402
 from highlights.features import FeatureCache, FeatureSequence, save_features  # noqa: E402
 from highlights.files import file_sha256  # noqa: E402
 
-BACKBONE, WEIGHTS_ID, FEATURE_DIM, RATE = "efficientnet_lite0", "imagenet", 1280, 5.0
+BACKBONE, FEATURE_DIM, RATE = "efficientnet_lite0", 1280, 5.0
+RECIPE = packaged_recipe(BACKBONE, RATE)  # what `train` with the default backbone looks up
 
 # The child: everything imported and the backbone loaded before the baseline is taken.
 CHILD = """
@@ -66,8 +68,8 @@ def make_dataset(root: Path, cache: Path, clips: int, frames: int, seed: int = 0
         clip.parent.mkdir(parents=True, exist_ok=True)
         clip.write_bytes(f"placeholder clip {i}\n".encode())  # unique content, unique cache key
         values = centres[label] + rng.normal(size=(frames, FEATURE_DIM)).astype(np.float32)
-        sequence = FeatureSequence(np.arange(frames) / RATE, values, BACKBONE, RATE)
-        save_features(sequence, store.path_for(file_sha256(clip), BACKBONE, RATE, WEIGHTS_ID))
+        sequence = FeatureSequence(np.arange(frames) / RATE, values, BACKBONE, RATE, recipe=RECIPE)
+        save_features(sequence, store.path_for(file_sha256(clip), RECIPE))
         total += values.nbytes
     return total
 

@@ -5,8 +5,8 @@ cache entry; S3 for a SageMaker job). Each part holds the features of some sampl
 by their frame numbers (frame k is at time k / rate): `frames-<first>-<last>-<count>.npz`. Any
 run, on this machine or on another instance of a job, can use the parts any earlier run wrote.
 Each part is written whole (a temporary file renamed, or one S3 PUT), so a kill leaves whole
-parts only. A part made with another backbone, weights or rate, or one that cannot be read, is
-passed over with a warning.
+parts only. A part made by another feature recipe (`highlights.recipe`), or one that cannot be
+read, is passed over with a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 
 from highlights.damage import TimeRange, ranges_from_array, ranges_to_array
 from highlights.errors import InputError
+from highlights.recipe import FeatureRecipe
 from highlights.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class Part:
 
 
 class Checkpoints:
-    """The parts of one extraction: one video (or capture), backbone and weights, and rate."""
+    """The parts of one extraction: one video (or capture) and one feature recipe."""
 
-    def __init__(self, storage: Storage, prefix: str, recipe: str, feature_dim: int) -> None:
-        """`recipe` names the backbone, weights and rate; parts of another recipe are ignored."""
+    def __init__(
+        self, storage: Storage, prefix: str, recipe: FeatureRecipe, feature_dim: int
+    ) -> None:
+        """Parts of another recipe than `recipe` are passed over."""
         self.storage = storage
         self.prefix = prefix
         self.recipe = recipe
@@ -82,7 +85,7 @@ class Checkpoints:
         buffer = io.BytesIO()
         np.savez(
             buffer,
-            recipe=np.str_(self.recipe),
+            recipe=np.str_(self.recipe.to_json()),
             indices=np.asarray(part.indices, dtype=np.int64),
             features=np.asarray(part.features, dtype=np.float32),
             damaged=np.asarray(part.damaged, dtype=bool),
@@ -130,7 +133,7 @@ class Checkpoints:
     def _read(self, path: Path) -> Part:
         try:
             with np.load(path, allow_pickle=False) as data:
-                recipe = str(data["recipe"])
+                recipe_text = str(data["recipe"])
                 part = Part(
                     indices=data["indices"].astype(np.int64),
                     features=np.asarray(data["features"], dtype=np.float32),
@@ -139,8 +142,12 @@ class Checkpoints:
                 )
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise InputError(f"not a readable checkpoint part ({exc})") from None
+        try:
+            recipe = FeatureRecipe.from_json(recipe_text, "checkpoint part")
+        except InputError:
+            raise InputError(f"made by an unknown recipe {recipe_text[:80]!r}") from None
         if recipe != self.recipe:
-            raise InputError(f"made for {recipe}, not {self.recipe}")
+            raise InputError(f"made by {recipe.describe()}, not {self.recipe.describe()}")
         count = len(part.indices)
         if (
             count == 0

@@ -31,6 +31,7 @@ from highlights.damage import (
 )
 from highlights.errors import InputError, VideoError
 from highlights.files import atomic_path, file_sha256
+from highlights.recipe import FeatureRecipe, recipe_of
 from highlights.sampling import sample_frames
 from highlights.storage import LocalStorage
 from highlights.video import SampledFrame, probe
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2 added per-frame damage flags and the damaged ranges
+FORMAT_VERSION = 3  # 2 added per-frame damage flags and the damaged ranges, 3 the recipe
 # Version 1 files were written by a decoder that refused any damage: read as undamaged.
-READABLE_VERSIONS = (1, 2)
+# Files before version 3 record no recipe: they are read, but no model scores them.
+READABLE_VERSIONS = (1, 2, 3)
 
 DEFAULT_CHECKPOINT_FRAMES = Config.checkpoint_frames
 
@@ -57,6 +59,7 @@ class FeatureSequence:
     rate: float  # frames per second that were sampled
     damaged: np.ndarray = None  # type: ignore[assignment]  # (N,) bool; None: no frame damaged
     damaged_ranges: tuple[TimeRange, ...] = ()  # what the decoder could not read, in seconds
+    recipe: FeatureRecipe | None = None  # what made them; None only in files before version 3
 
     def __post_init__(self) -> None:
         if self.damaged is None:
@@ -111,14 +114,15 @@ class _Rows:
             new[: self.count] = old[: self.count]
             setattr(self, name, new)
 
-    def sequence(self, start: int, stop: int, backbone: str, rate: float) -> FeatureSequence:
+    def sequence(self, start: int, stop: int, recipe: FeatureRecipe) -> FeatureSequence:
         """Rows [start, stop) as a sequence (views, not copies)."""
         return FeatureSequence(
             times=self.times[start:stop],
             features=self.features[start:stop],
-            backbone=backbone,
-            rate=float(rate),
+            backbone=recipe.backbone,
+            rate=float(recipe.rate),
             damaged=self.damaged[start:stop],
+            recipe=recipe,
         )
 
 
@@ -145,6 +149,7 @@ def features_from_frames(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     every = -(-max(checkpoint_every, 1) // batch_size) * batch_size
+    recipe = recipe_of(backbone, rate)
     rows = _Rows(backbone.feature_dim, (total or 0) + 1)
     for earlier in before:
         rows.add(earlier.times, earlier.features, earlier.damaged)
@@ -160,11 +165,11 @@ def features_from_frames(
             )
             bar.update(len(batch))
             if checkpoint is not None and rows.count - saved >= every:
-                checkpoint(rows.sequence(saved, rows.count, backbone.name, rate))
+                checkpoint(rows.sequence(saved, rows.count, recipe))
                 saved = rows.count
     if checkpoint is not None and rows.count > saved:
-        checkpoint(rows.sequence(saved, rows.count, backbone.name, rate))  # the last frames too
-    return rows.sequence(0, rows.count, backbone.name, rate)
+        checkpoint(rows.sequence(saved, rows.count, recipe))  # the last frames too
+    return rows.sequence(0, rows.count, recipe)
 
 
 def extract_features(
@@ -283,6 +288,7 @@ def save_features(
             features=np.asarray(seq.features, dtype=np.float32),
             backbone=np.str_(seq.backbone),
             rate=np.float64(seq.rate),
+            recipe=np.str_(seq.recipe.to_json() if seq.recipe is not None else ""),
             damaged=np.asarray(seq.damaged, dtype=bool),
             damaged_ranges=ranges_to_array(seq.damaged_ranges),
             **(extra or {}),
@@ -303,6 +309,8 @@ def load_features(path: Path) -> FeatureSequence:
                     f"{path}: features file version {version}, expected {FORMAT_VERSION}"
                 )
             damaged = data["damaged"].astype(bool) if version >= 2 else None
+            recipe_text = str(data["recipe"]) if version >= 3 else ""
+            recipe = FeatureRecipe.from_json(recipe_text, str(path)) if recipe_text else None
             seq = FeatureSequence(
                 times=data["times"].astype(np.float64),
                 features=np.asarray(data["features"], dtype=np.float32),
@@ -310,6 +318,7 @@ def load_features(path: Path) -> FeatureSequence:
                 rate=float(data["rate"]),
                 damaged=damaged,
                 damaged_ranges=ranges_from_array(data["damaged_ranges"]) if version >= 2 else (),
+                recipe=recipe,
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a readable features file ({exc})") from None
@@ -339,16 +348,16 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
     """One sequence from parts (e.g. shards of one video): sorted by time, duplicates dropped.
 
     Times closer than a thousandth of a sampling step count as the same frame; the first
-    part's frame is kept. All parts must share backbone, rate and feature size.
+    part's frame is kept. All parts must share recipe and feature size.
     """
     if not parts:
         raise InputError("no feature sequences to merge")
     first = parts[0]
     for part in parts[1:]:
-        if (part.backbone, part.rate) != (first.backbone, first.rate):
+        if (part.backbone, part.rate, part.recipe) != (first.backbone, first.rate, first.recipe):
             raise InputError(
-                "cannot merge features of different backbones or rates: "
-                f"{first.backbone} at {first.rate:g}/s and {part.backbone} at {part.rate:g}/s"
+                "cannot merge features of different recipes: "
+                f"{_recipe_text(first)} and {_recipe_text(part)}"
             )
         if part.features.shape[1] != first.features.shape[1]:
             raise InputError(
@@ -365,19 +374,21 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
         rate=first.rate,
         damaged=np.concatenate([part.damaged for part in parts])[keep],
         damaged_ranges=merge_ranges(r for part in parts for r in part.damaged_ranges),
+        recipe=first.recipe,
     )
+
+
+def _recipe_text(seq: FeatureSequence) -> str:
+    if seq.recipe is not None:
+        return seq.recipe.describe()
+    return f"{seq.backbone} at {seq.rate:g} frames/s (no recipe recorded)"
 
 
 # --- cache ---------------------------------------------------------------------------------
 
 
-def recipe_name(backbone: Backbone, rate: float) -> str:
-    """What makes two feature sequences of one video the same: backbone, weights, rate."""
-    return f"{backbone.name}-{backbone.weights_id}.{rate:g}fps"
-
-
 class FeatureCache:
-    """Features on disk, keyed by the video's content hash, the backbone and its weights, the rate.
+    """Features on disk, keyed by the video's content hash and the feature recipe's digest.
 
     Renaming or moving a video keeps its cache entry; changing one byte does not. A cache file
     that cannot be read, or does not match its key, is extracted again and replaced. While an
@@ -388,10 +399,9 @@ class FeatureCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def path_for(
-        self, digest: str, backbone: str, rate: float, weights_id: str = "imagenet"
-    ) -> Path:
-        return self.root / digest[:2] / f"{digest}.{backbone}-{weights_id}.{rate:g}fps.npz"
+    def path_for(self, digest: str, recipe: FeatureRecipe) -> Path:
+        """The entry of the video with content sha256 `digest`, made by `recipe`."""
+        return self.root / digest[:2] / f"{digest}.{recipe.backbone}-{recipe.digest}.npz"
 
     def checkpoint_dir(self, entry: Path) -> Path:
         return entry.with_name(entry.name.removesuffix(".npz") + ".checkpoints")
@@ -411,14 +421,13 @@ class FeatureCache:
         if not path.is_file():
             probe(path)  # raises the VideoError that names the problem
         digest = digest or file_sha256(path)
-        entry = self.path_for(digest, backbone.name, rate, backbone.weights_id)
-        cached = self._read(entry, backbone, rate)
+        recipe = recipe_of(backbone, rate)
+        entry = self.path_for(digest, recipe)
+        cached = self._read(entry, recipe, backbone.feature_dim)
         if cached is not None:
             return cached
         folder = self.checkpoint_dir(entry)
-        checkpoints = Checkpoints(
-            LocalStorage(folder), "", recipe_name(backbone, rate), backbone.feature_dim
-        )
+        checkpoints = Checkpoints(LocalStorage(folder), "", recipe, backbone.feature_dim)
         sequence = extract_features(
             path,
             backbone,
@@ -432,16 +441,14 @@ class FeatureCache:
         shutil.rmtree(folder, ignore_errors=True)
         return sequence
 
-    def _read(self, entry: Path, backbone: Backbone, rate: float) -> FeatureSequence | None:
+    def _read(
+        self, entry: Path, recipe: FeatureRecipe, feature_dim: int
+    ) -> FeatureSequence | None:
         if not entry.is_file():
             return None
         try:
             seq = load_features(entry)
         except InputError:
             return None
-        matches = (seq.backbone, seq.rate, seq.feature_dim) == (
-            backbone.name,
-            float(rate),
-            backbone.feature_dim,
-        )
+        matches = (seq.recipe, seq.feature_dim) == (recipe, feature_dim)
         return seq if matches and len(seq) > 0 else None

@@ -33,6 +33,7 @@ from highlights.features import (
     save_features,
 )
 from highlights.images import fit_picture
+from highlights.recipe import recipe_of
 from highlights.video import FrameGeometry, SampledFrame
 
 if TYPE_CHECKING:
@@ -157,7 +158,9 @@ def captured_features(
         checkpoint_every=checkpoint_every,
     )
     features[~found] = new.features
-    return FeatureSequence(numbers / rate, features, backbone.name, float(rate))
+    return FeatureSequence(
+        numbers / rate, features, backbone.name, float(rate), recipe=recipe_of(backbone, rate)
+    )
 
 
 def _fill_from_checkpoints(

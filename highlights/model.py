@@ -2,12 +2,15 @@
 
 A model is a directory holding `model.keras` (architecture + weights, no optimizer state) and
 `manifest.json`, which records everything needed to feed it correctly: the classes in output
-order, the backbone and its preprocessing, the sampling rate and the window length in frames.
+order, the feature recipe it was trained on (`highlights.recipe`: backbone, weights, frame
+shaping, sampling and rate), and the window length in frames. Features of any other recipe are
+refused.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,11 +24,12 @@ import tensorflow as tf
 
 from highlights.config import WindowConfig
 from highlights.errors import ModelError, OutputExistsError
+from highlights.recipe import FeatureRecipe, check_recipe
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "training_report.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 replaced `preprocessing` by the feature recipe
 PRESETS = ("compact", "seed")
 # Files a model directory may hold; any other file means it is not ours to replace.
 _MODEL_DIR_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, REPORT_FILE})
@@ -37,23 +41,28 @@ class ModelManifest:
     """What a saved model was trained on and how its input must be prepared."""
 
     classes: tuple[str, ...]  # in the order of the model's outputs
-    backbone: str
+    backbone: str  # the recipe's, repeated for readers of the JSON
     feature_dim: int
-    rate: float  # frames per second sampled for the features
+    rate: float  # frames per second sampled for the features (the recipe's)
     window_length: float  # seconds
     window_stride: float  # seconds
     steps: int  # frames per window = round(window_length * rate)
     preset: str
-    preprocessing: dict[str, Any] = field(default_factory=dict)
+    recipe: FeatureRecipe  # what made the features the model was trained on
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def window_config(self) -> WindowConfig:
         return WindowConfig(length=self.window_length, stride=self.window_stride)
 
+    def check_features(self, recipe: FeatureRecipe | None, what: str) -> None:
+        """RecipeMismatch (one line naming both recipes) unless features of `recipe` fit."""
+        check_recipe(self.recipe, recipe, what)
+
     def to_json(self) -> str:
         data = asdict(self)
         data["classes"] = list(self.classes)
+        data["recipe"] = self.recipe.to_dict()
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -97,19 +106,24 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
         "window_stride",
         "steps",
         "preset",
-        "preprocessing",
+        "recipe",
         "training",
         "format_version",
     }
-    missing = sorted(names - data.keys() - {"preprocessing", "training", "format_version"})
+    version = data.get("format_version", FORMAT_VERSION)
+    if version == 1 and not isinstance(version, bool):
+        raise ModelError(
+            f"{source}: a version 1 model records no feature recipe, so nothing can tell which "
+            "weights and sampling its features need; train it again"
+        )
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise bad("format_version", f"is {version!r}; this version reads only {FORMAT_VERSION}")
+    missing = sorted(names - data.keys() - {"training", "format_version"})
     if missing:
         raise bad(missing[0], "is missing")
     unknown = sorted(data.keys() - names)
     if unknown:
         raise bad(unknown[0], "is not a manifest field")
-    version = data.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        raise bad("format_version", f"is {version!r}; this version reads only {FORMAT_VERSION}")
     classes = data["classes"]
     if not isinstance(classes, list) or len(classes) < 2:
         raise bad("classes", "must be a list of at least 2 class names")
@@ -131,16 +145,20 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
     expected_steps = WindowConfig(data["window_length"], data["window_stride"]).steps(data["rate"])
     if data["steps"] != expected_steps:
         raise bad("steps", f"is {data['steps']} but window_length x rate gives {expected_steps}")
-    for name in ("preprocessing", "training"):
-        if not isinstance(data.get(name, {}), dict):
-            raise bad(name, "must be a JSON object")
+    if not isinstance(data.get("training", {}), dict):
+        raise bad("training", "must be a JSON object")
+    recipe = FeatureRecipe.from_dict(data["recipe"], f"{source}: field 'recipe'")
+    if recipe.backbone != data["backbone"]:
+        raise bad("backbone", f"is {data['backbone']!r} but the recipe's is {recipe.backbone!r}")
+    if not math.isclose(float(recipe.rate), data["rate"], rel_tol=1e-9):
+        raise bad("rate", f"is {data['rate']!r} but the recipe's is {recipe.rate}")
     return {
         **data,
         "classes": tuple(classes),
         "rate": float(data["rate"]),
         "window_length": float(data["window_length"]),
         "window_stride": float(data["window_stride"]),
-        "preprocessing": data.get("preprocessing", {}),
+        "recipe": recipe,
         "training": data.get("training", {}),
         "format_version": FORMAT_VERSION,
     }
@@ -220,17 +238,12 @@ class SequenceModel:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
     @classmethod
-    def load(cls, model_dir: Path, backbone: str | None = None) -> SequenceModel:
-        """Load a model directory; `backbone`, when given, must be the one it was trained on."""
+    def load(cls, model_dir: Path) -> SequenceModel:
+        """Load a model directory (`manifest.check_features` then says which features fit)."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelError(f"{model_dir}: model directory not found")
         manifest = ModelManifest.read(model_dir / MANIFEST_FILE)
-        if backbone is not None and backbone != manifest.backbone:
-            raise ModelError(
-                f"{model_dir / MANIFEST_FILE}: model was trained on backbone {manifest.backbone!r} "
-                f"but features come from {backbone!r}; use the same backbone or retrain"
-            )
         weights = model_dir / MODEL_FILE
         if not weights.is_file():
             raise ModelError(f"{weights}: model file not found")

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from highlights.backbones import load_backbone
+from highlights.backbones import Backbone, load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config
 from highlights.damage import DecodeDamage, check_damage, ranges_from_array, ranges_to_array
@@ -30,6 +30,7 @@ from highlights.files import atomic_path, file_sha256
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
 from highlights.output_folder import OutputFolder
+from highlights.recipe import recipe_of
 from highlights.report import write_report
 from highlights.results import ResultsStore, SQLiteResults
 from highlights.segments import Segment, read_segments_json
@@ -94,14 +95,20 @@ def claim_output_dir(out_dir: Path, match_id: str, force: bool = False) -> None:
 
 
 def stage_features(
-    video: Path, work_dir: Path, config: Config, progress: bool = False, digest: str | None = None
+    video: Path,
+    work_dir: Path,
+    config: Config,
+    progress: bool = False,
+    digest: str | None = None,
+    backbone: Backbone | None = None,
 ) -> Path:
-    """Sample frames and run the backbone (cached per video); write `features.npz`.
+    """Sample frames and run the backbone (loaded from `config` unless given, cached per
+    video); write `features.npz`.
 
     Damaged stretches are logged and kept in the features; a video damaged past
     `decode.max_damaged_share` is refused (VideoError) once its features are cached.
     """
-    backbone = load_backbone(config.backbone, config.backbone_weights)
+    backbone = backbone or load_backbone(config.backbone, config.backbone_weights)
     sequence = FeatureCache(config.cache_dir).get_or_extract(
         video,
         backbone,
@@ -129,8 +136,9 @@ def stage_scores(
 ) -> Path:
     """Classify every window with the sequence model (loaded unless given); write `scores.npz`."""
     sequence = load_features(features_path)
-    if model is None or model.manifest.backbone != sequence.backbone:
-        model = SequenceModel.load(model_dir, backbone=sequence.backbone)
+    if model is None:
+        model = SequenceModel.load(model_dir)
+    model.manifest.check_features(sequence.recipe, str(features_path))
     scores = score_sequence(sequence, config.window, model)
     path = work_dir / SCORES_FILE
     save_scores(scores, path)
@@ -310,6 +318,9 @@ def run_detect(
     info = probe(video)
     model = SequenceModel.load(model_dir)
     config = config_for_model(config, model.manifest)
+    backbone = load_backbone(config.backbone, config.backbone_weights)
+    # Refused before anything is written: features of another recipe mean nothing to the model.
+    model.manifest.check_features(recipe_of(backbone, config.sampling.rate), str(video))
     digest = file_sha256(video)
     match_id = match_id_for_digest(digest)
     folder = OutputFolder(out_dir)
@@ -327,7 +338,7 @@ def run_detect(
         def placed(path: Path) -> Path:
             return out_dir / path.relative_to(staging)
 
-        features = stage_features(video, work_dir, config, progress=progress, digest=digest)
+        features = stage_features(video, work_dir, config, progress, digest, backbone=backbone)
         scores = stage_scores(features, model_dir, work_dir, config, model=model)
         # The windows are recorded once the result is in place (never for a refused result).
         segments_json = stage_segments(scores, video, targets, config, staging, None, match_id)

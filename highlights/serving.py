@@ -9,6 +9,11 @@ Request: a batch of windows, each `steps` feature vectors of `feature_dim` value
 - `application/x-npy`: one `.npy` array (W, T, D) of a numeric dtype (no pickles).
 Response (`application/json`): `{"classes": [...], "probabilities": [[...], ...]}`,
 one row per window.
+Feature recipe: a caller says which recipe (`highlights.recipe`) made its features with
+`feature-recipe=<digest>` in SageMaker's CustomAttributes (the `X-Amzn-SageMaker-Custom-Attributes`
+header, forwarded verbatim to the container). Windows of another recipe than the model's are
+refused with 400; `GET /ping` answers with the model's recipe. A request that does not say is
+answered: only the caller can know where its numbers came from.
 
 Bad payloads get 400 with `{"error": "..."}`; an unsupported content type gets 415. Every
 other error (an unknown path, a wrong method, a failure inside the model) is answered in JSON
@@ -35,6 +40,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from highlights.errors import InputError
+from highlights.recipe import FeatureRecipe
 from highlights.windows import Predictor
 
 if TYPE_CHECKING:
@@ -47,6 +53,8 @@ CONTENT_TYPES = (JSON, CSV, NPY)
 DEFAULT_MAX_BYTES = 6 * 1024 * 1024  # SageMaker's own limit for a real-time InvokeEndpoint payload
 DEFAULT_MODEL_DIR = Path("/opt/ml/model")
 DEFAULT_PORT = 8080
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+RECIPE_ATTRIBUTE = "feature-recipe"
 
 log = logging.getLogger(__name__)
 
@@ -226,25 +234,56 @@ def read_prediction(body: bytes | str) -> tuple[tuple[str, ...], np.ndarray]:
     return classes, probabilities
 
 
+def recipe_attribute(recipe: FeatureRecipe) -> str:
+    """The CustomAttributes value that says features were made by `recipe`."""
+    return f"{RECIPE_ATTRIBUTE}={recipe.digest}"
+
+
+def stated_recipe(custom_attributes: str) -> str | None:
+    """The recipe digest a request's CustomAttributes (`key=value`, `;`-separated) states."""
+    for item in custom_attributes.split(";"):
+        key, _, value = item.partition("=")
+        if key.strip().lower() == RECIPE_ATTRIBUTE:
+            return value.strip()
+    return None
+
+
 def create_app(
     predictor: Predictor,
     shape: WindowShape,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    recipe: FeatureRecipe | None = None,
 ) -> Flask:
-    """The SageMaker inference app: `GET /ping` and `POST /invocations`."""
+    """The SageMaker inference app: `GET /ping` and `POST /invocations`.
+
+    `recipe`: what made the features the model was trained on; requests that state another
+    are refused.
+    """
     app = Flask("highlights.serving")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     class_names = list(predictor.classes)
 
     @app.get("/ping")
     def ping() -> Response:
-        return _json({"status": "ok", "classes": class_names}, 200)
+        status: dict[str, Any] = {"status": "ok", "classes": class_names}
+        if recipe is not None:
+            status["feature_recipe"] = {**recipe.to_dict(), "digest": recipe.digest}
+        return _json(status, 200)
 
     @app.post("/invocations")
     def invocations() -> Response:
         accept = request.headers.get("Accept", "")
         if not accepts_json(accept):
             return _json({"error": f"responses are {JSON}; cannot answer Accept {accept!r}"}, 406)
+        stated = stated_recipe(request.headers.get(CUSTOM_ATTRIBUTES, ""))
+        if recipe is not None and stated is not None and stated != recipe.digest:
+            return _json(
+                {
+                    "error": f"features made by recipe {stated}, but the model was trained on "
+                    f"{recipe.describe()}; extract features with the model's recipe"
+                },
+                400,
+            )
         try:
             windows = parse_windows(_read_body(max_bytes), request.content_type, shape)
         except UnsupportedContentType as exc:
@@ -293,7 +332,7 @@ def load_app(model_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Flask:
     from highlights.model import SequenceModel
 
     model = SequenceModel.load(model_dir)
-    return create_app(model, window_shape(model), max_bytes)
+    return create_app(model, window_shape(model), max_bytes, model.manifest.recipe)
 
 
 def window_shape(model: SequenceModel) -> WindowShape:

@@ -15,11 +15,53 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 from highlights.errors import InputError
 
 DAY_HOURS = 24  # MediaConvert timecodes are 24-hour and roll over at midnight
 _TIMECODE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})[:;](\d{2})$")
+
+
+def as_rate(value: Fraction | int | float | str) -> Fraction:
+    """An exact frame rate (frames per second) from a Fraction, an int, "N/D" text or a decimal.
+
+    A decimal (float or text) within 1/1000 of an NTSC rate N x 1000/1001 (N >= 10) means that
+    rate: 29.97 is 30000/1001, 23.976 is 24000/1001, 59.94 is 60000/1001. Other decimals are
+    taken as written (12.5 is 25/2). Fractions, ints and "N/D" text are exact already.
+    """
+    try:
+        if isinstance(value, bool):
+            raise TypeError("a boolean is not a rate")
+        if isinstance(value, Fraction | int):
+            rate = Fraction(value)
+        elif isinstance(value, str) and "/" in value:
+            rate = Fraction(value.strip())
+        elif isinstance(value, float | str):
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("not finite")
+            rate = _ntsc_or_decimal(Fraction(repr(number)))
+        else:
+            raise TypeError(f"a {type(value).__name__} is not a rate")
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise InputError(f"frame rate {value!r} is not a number of frames/s ({exc})") from None
+    if rate <= 0:
+        raise InputError(f"frame rate must be positive, got {value!r}")
+    return rate
+
+
+def _ntsc_or_decimal(rate: Fraction) -> Fraction:
+    if rate.denominator == 1:
+        return rate
+    nominal = round(rate * Fraction(1001, 1000))
+    ntsc = Fraction(nominal * 1000, 1001)
+    return ntsc if nominal >= 10 and abs(rate - ntsc) < Fraction(1, 1000) else rate
+
+
+def rate_text(rate: Fraction) -> str:
+    """A rate as exact text: "25", "30000/1001", "5/2" (`as_rate` reads it back)."""
+    return str(Fraction(rate))
 
 
 def timecode_base(fps: float) -> int:

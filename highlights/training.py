@@ -28,6 +28,7 @@ from highlights.errors import DatasetError, InputError
 from highlights.features import FeatureCache, FeatureSequence
 from highlights.files import file_sha256
 from highlights.model import REPORT_FILE, ModelManifest, SequenceModel, build_model
+from highlights.recipe import FeatureRecipe
 from highlights.windows import window_frame_indices
 
 EARLY_STOPPING_PATIENCE = 5
@@ -211,12 +212,7 @@ def train(
     backbone = load_backbone(config.backbone, config.backbone_weights)
     sequences = _CachedFeatures(FeatureCache(config.cache_dir), backbone, config)
     sequences.extract(dataset.train + dataset.validation, progress)
-    preprocessing = {
-        "resize_short": backbone.geometry.resize_short,
-        "crop": backbone.geometry.crop,
-        "normalization": backbone.name,  # each backbone normalises its own input
-    }
-    model, report = fit_sequences(dataset, sequences, preprocessing, config, progress)
+    model, report = fit_sequences(dataset, sequences, config, progress)
     report = dataclasses.replace(report, seconds=time.monotonic() - began)
     summary = {**report.summary(), **_settings_summary(Path(dataset_root), config)}
     manifest = dataclasses.replace(model.manifest, training=summary)
@@ -229,7 +225,6 @@ def train(
 def fit_sequences(
     dataset: Dataset,
     sequences: Mapping[Path, FeatureSequence],
-    preprocessing: dict[str, Any],
     config: Config,
     progress: bool = False,
 ) -> tuple[SequenceModel, TrainingReport]:
@@ -280,7 +275,7 @@ def fit_sequences(
         window_stride=config.window.stride,
         steps=steps,
         preset=settings.preset,
-        preprocessing=dict(preprocessing),
+        recipe=_recipe_of(first, dataset.train[0].path),
     )
     model = SequenceModel(_without_optimizer(net), manifest)
     probabilities = _predict(model, held_set, settings.batch_size)
@@ -394,14 +389,24 @@ def _window_set(
 
 
 def _check_alike(seq: FeatureSequence, reference: FeatureSequence, path: Path) -> None:
-    """Clips must share backbone, feature size and rate, or their windows mean nothing together."""
-    mine = (seq.backbone, seq.features.shape[1:], seq.rate)
-    theirs = (reference.backbone, reference.features.shape[1:], reference.rate)
-    if mine != theirs:
+    """Clips must share recipe and feature size, or their windows mean nothing together."""
+    if seq.features.shape[1:] != reference.features.shape[1:] or seq.recipe != reference.recipe:
+        mine, theirs = (_describe(s) for s in (seq, reference))
         raise DatasetError(
-            f"{path}: features are (backbone, shape, rate) {mine}, other clips' are {theirs}; "
+            f"{path}: features are {mine}, other clips' are {theirs}; "
             "clear the feature cache or extract all clips the same way"
         )
+
+
+def _describe(seq: FeatureSequence) -> str:
+    made = seq.recipe.describe() if seq.recipe else f"{seq.backbone} at {seq.rate:g} frames/s"
+    return f"{seq.features.shape[1]}-d by {made}"
+
+
+def _recipe_of(seq: FeatureSequence, path: Path) -> FeatureRecipe:
+    if seq.recipe is None:
+        raise DatasetError(f"{path}: features record no recipe; extract them again")
+    return seq.recipe
 
 
 def _class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

@@ -29,8 +29,9 @@ from highlights.checkpoints import Checkpoints
 from highlights.config import Config
 from highlights.damage import check_damage
 from highlights.errors import HighlightsError, InputError
-from highlights.features import FeatureSequence, extract_features, recipe_name
+from highlights.features import FeatureSequence, extract_features
 from highlights.frame_capture import captured_features, list_captured_frames, save_shard
+from highlights.recipe import recipe_of
 from highlights.storage import storage_at
 from highlights.video import VIDEO_SUFFIXES
 
@@ -146,7 +147,7 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
 def checkpoints_at(uri: str | None, backbone: Backbone, rate: float) -> Checkpoints | None:
     if not uri:
         return None
-    return Checkpoints(storage_at(uri), "", recipe_name(backbone, rate), backbone.feature_dim)
+    return Checkpoints(storage_at(uri), "", recipe_of(backbone, rate), backbone.feature_dim)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

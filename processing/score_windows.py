@@ -27,6 +27,7 @@ from highlights.decisions import decide
 from highlights.errors import HighlightsError, InputError, ModelError
 from highlights.features import FeatureSequence
 from highlights.frame_capture import load_shards
+from highlights.recipe import FeatureRecipe
 from highlights.results import DynamoDBResults
 from highlights.serving import (
     CONTENT_TYPES,
@@ -34,6 +35,7 @@ from highlights.serving import (
     NPY,
     encode_windows,
     read_prediction,
+    recipe_attribute,
 )
 from highlights.windows import WindowScores, score_sequence
 
@@ -100,17 +102,23 @@ def targets_of(text: str) -> list[str]:
 
 
 class EndpointScorer:
-    """Scores windows with a SageMaker endpoint, splitting requests to stay under a byte limit."""
+    """Scores windows with a SageMaker endpoint, splitting requests to stay under a byte limit.
+
+    Each request states the features' recipe, so an endpoint serving a model of another recipe
+    refuses them.
+    """
 
     def __init__(
         self,
         client: Any,
         endpoint: str,
+        recipe: FeatureRecipe,
         content_type: str = NPY,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._client = client
         self._endpoint = endpoint
+        self._recipe = recipe
         self._content_type = content_type
         self._max_bytes = max_bytes
         self.classes: tuple[str, ...] | None = None
@@ -133,6 +141,7 @@ class EndpointScorer:
             EndpointName=self._endpoint,
             ContentType=self._content_type,
             Accept="application/json",
+            CustomAttributes=recipe_attribute(self._recipe),
             Body=body,
         )
         self.requests += 1
@@ -168,19 +177,14 @@ def model_folder(path: Path) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def score_with_model(sequence: FeatureSequence, model_dir: Path) -> WindowScores:
+def score_with_model(sequence: FeatureSequence, model_dir: Path, features: Path) -> WindowScores:
     # TensorFlow is loaded only on this path; scoring with an endpoint does without it.
     from highlights.model import SequenceModel
 
     with model_folder(model_dir) as folder:
-        model = SequenceModel.load(folder, backbone=sequence.backbone)
-    manifest = model.manifest
-    if not np.isclose(manifest.rate, sequence.rate):
-        raise ModelError(
-            f"{model_dir}: model expects features at {manifest.rate:g} frames/s, "
-            f"the shards were captured at {sequence.rate:g}; capture at the model's rate"
-        )
-    return score_sequence(sequence, manifest.window_config(), model)
+        model = SequenceModel.load(folder)
+    model.manifest.check_features(sequence.recipe, f"{features} (for the model {model_dir})")
+    return score_sequence(sequence, model.manifest.window_config(), model)
 
 
 # --- the job -----------------------------------------------------------------------------------
@@ -204,14 +208,20 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
     log.info("%d frames from %s", len(sequence), args.features)
     if args.endpoint:
         window = WindowConfig(args.window_length, args.window_stride)
+        if sequence.recipe is None:
+            raise ModelError(f"{args.features}: features record no recipe; extract them again")
         scorer = EndpointScorer(
-            clients("sagemaker-runtime"), args.endpoint, args.content_type, args.max_request_bytes
+            clients("sagemaker-runtime"),
+            args.endpoint,
+            sequence.recipe,
+            args.content_type,
+            args.max_request_bytes,
         )
         scores = score_sequence(sequence, window, scorer, args.endpoint_batch)
         model_info = {"endpoint": args.endpoint}
         log.info("%d windows scored in %d endpoint requests", len(scores), scorer.requests)
     else:
-        scores = score_with_model(sequence, args.model)
+        scores = score_with_model(sequence, args.model, args.features)
         model_info = {"path": str(args.model)}
     missing = [name for name in targets if name not in scores.classes]
     if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -13,7 +14,13 @@ import numpy as np
 import pytest
 import skimage.data
 
-from highlights.backbones import BACKBONE_NAMES, Backbone, load_backbone, prepare_image
+from highlights.backbones import (
+    BACKBONE_NAMES,
+    Backbone,
+    load_backbone,
+    packaged_recipe,
+    prepare_image,
+)
 from highlights.backbones.efficientnet_lite import (
     PACKAGED_SHA256,
     EfficientNetLite0,
@@ -23,7 +30,9 @@ from highlights.backbones.efficientnet_lite import (
 from highlights.backbones.inception import build_model as build_inception
 from highlights.backbones.torch_weights import read_state_dict
 from highlights.errors import ModelError
+from highlights.recipe import recipe_of
 from highlights.video import FrameGeometry
+from tests.recipes import a_recipe
 
 TORCH_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -155,6 +164,20 @@ def test_a_user_named_copy_of_the_weights_loads(
     shutil.copyfile(packaged_weights_path(), copy)
     mine = load_backbone("efficientnet_lite0", weights=copy)
     np.testing.assert_allclose(mine.embed(cat[None]), lite0.embed(cat[None]), rtol=1e-5, atol=1e-5)
+    assert recipe_of(mine, 5) == recipe_of(lite0, 5)  # the file's content names it, not its path
+
+
+def test_the_loaded_backbones_recipe_names_its_weights_file(lite0: EfficientNetLite0) -> None:
+    assert lite0.weights_sha256 == hashlib.sha256(packaged_weights_path().read_bytes()).hexdigest()
+    assert recipe_of(lite0, 5) == a_recipe(rate=5)
+
+
+def test_the_packaged_recipe_is_known_without_loading_the_network(
+    lite0: EfficientNetLite0,
+) -> None:
+    assert packaged_recipe("efficientnet_lite0", 29.97) == recipe_of(lite0, 29.97)
+    with pytest.raises(ModelError, match="'inception_v3' has no packaged weights"):
+        packaged_recipe("inception_v3", 5)
 
 
 def test_a_file_that_is_not_a_pickle_is_a_model_error_naming_it(tmp_path: Path) -> None:

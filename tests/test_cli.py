@@ -17,6 +17,7 @@ import pytest
 
 from highlights.cli import main
 from highlights.output_folder import OutputFolder
+from highlights.recipe import FeatureRecipe
 from highlights.synthetic import EVENT_CLASS
 
 
@@ -142,6 +143,29 @@ def test_bad_model_gives_exit_two_and_writes_nothing(
     assert _detect(synthetic_match[0], model, out, feature_cache) == 2
     err = capsys.readouterr().err
     assert "highlights: error:" in err and model.name in err
+    assert not out.exists()
+
+
+def test_a_model_trained_on_other_weights_is_refused_in_one_line_naming_both_recipes(
+    trained_model: Path,
+    synthetic_match,
+    feature_cache: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    model = tmp_path / "model-other-weights"
+    shutil.copytree(trained_model, model)
+    manifest = json.loads((model / "manifest.json").read_text())
+    ours = FeatureRecipe.from_dict(manifest["recipe"], "manifest")
+    manifest["recipe"]["weights_sha256"] = "0" * 64  # as if trained on a fine-tuned backbone
+    (model / "manifest.json").write_text(json.dumps(manifest))
+    theirs = FeatureRecipe.from_dict(manifest["recipe"], "manifest")
+    out = tmp_path / "out"
+    assert _detect(synthetic_match[0], model, out, feature_cache) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("highlights: error:")
+    assert f"features made by {ours.describe()}" in err[0]
+    assert f"trained on {theirs.describe()}" in err[0]
     assert not out.exists()
 
 

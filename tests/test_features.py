@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -23,10 +24,10 @@ from highlights.features import (
     features_from_frames,
     load_features,
     merge_features,
-    recipe_name,
     save_features,
 )
 from highlights.files import file_sha256
+from highlights.recipe import recipe_of
 from highlights.sampling import sample_frames
 from highlights.storage import LocalStorage
 from highlights.video import FrameGeometry
@@ -42,7 +43,10 @@ class TinyKerasBackbone:
     """
 
     name = "tiny_cnn"
-    weights_id = "seed7"
+    weights_sha256 = "7" * 64  # stands for the file its random weights would be saved in
+    normalisation = "rgb / 255"
+    backend = "keras"
+    precision = "float32"
     feature_dim = 16
     geometry = FrameGeometry(resize_short=40, crop=32)
 
@@ -166,7 +170,9 @@ class InterruptedBackbone:
 
     def __init__(self, inner: TinyKerasBackbone, batches: int) -> None:
         self.inner, self.batches = inner, batches
-        self.name, self.weights_id = inner.name, inner.weights_id
+        self.name, self.weights_sha256 = inner.name, inner.weights_sha256
+        self.normalisation, self.backend = inner.normalisation, inner.backend
+        self.precision = inner.precision
         self.feature_dim, self.geometry = inner.feature_dim, inner.geometry
 
     def embed(self, images: np.ndarray) -> np.ndarray:
@@ -188,7 +194,7 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def checkpoints_in(folder: Path, backbone: TinyKerasBackbone, rate: float = 5) -> Checkpoints:
-    return Checkpoints(LocalStorage(folder), "", recipe_name(backbone, rate), backbone.feature_dim)
+    return Checkpoints(LocalStorage(folder), "", recipe_of(backbone, rate), backbone.feature_dim)
 
 
 def assert_same_sequence(got: FeatureSequence, want: FeatureSequence) -> None:
@@ -261,7 +267,8 @@ def test_parts_of_another_recipe_or_unreadable_are_passed_over(
     tmp_path: Path, long_video: Path, backbone: TinyKerasBackbone
 ) -> None:
     folder = tmp_path / "checkpoints"
-    foreign = Checkpoints(LocalStorage(folder), "", "other-backbone.5fps", backbone.feature_dim)
+    other = dataclasses.replace(recipe_of(backbone, 5), weights_sha256="0" * 64)
+    foreign = Checkpoints(LocalStorage(folder), "", other, backbone.feature_dim)
     foreign.save(Part(np.arange(16), np.zeros((16, 16), np.float32), np.zeros(16, bool)))
     (folder / "frames-000000016-000000031-16.npz").write_bytes(b"half a zip")
     backbone.batch_sizes.clear()
@@ -280,7 +287,7 @@ def test_the_cache_keeps_checkpoints_beside_the_entry_until_it_is_written(
         cache.get_or_extract(
             long_video, InterruptedBackbone(backbone, 3), 5, batch_size=8, checkpoint_every=8
         )
-    entry = cache.path_for(file_sha256(long_video), backbone.name, 5, backbone.weights_id)
+    entry = cache.path_for(file_sha256(long_video), recipe_of(backbone, 5))
     folder = cache.checkpoint_dir(entry)
     assert folder.parent == entry.parent and not entry.exists()
     assert len(list(folder.glob("frames-*.npz"))) == 3
@@ -455,14 +462,16 @@ def test_features_from_other_weights_get_their_own_cache_entry(tmp_path: Path) -
     cache = FeatureCache(tmp_path / "cache")
     video = make_video(tmp_path / "clip.mp4", seconds=2)
     backbone = TinyKerasBackbone()
-    cache.get_or_extract(video, backbone, 5)
-    backbone.weights_id = "retrained"
-    cache.get_or_extract(video, backbone, 5)
+    first = cache.get_or_extract(video, backbone, 5)
+    backbone.weights_sha256 = "e" * 64  # the same network, retrained
+    second = cache.get_or_extract(video, backbone, 5)
     names = sorted(p.name for p in (tmp_path / "cache").rglob("*.npz"))
     assert len(names) == 2
-    assert any("tiny_cnn-seed7" in n for n in names) and any(
-        "tiny_cnn-retrained" in n for n in names
-    )
+    assert first.recipe is not None and second.recipe is not None
+    assert {f"tiny_cnn-{first.recipe.digest}", f"tiny_cnn-{second.recipe.digest}"} == {
+        n.split(".")[1] for n in names
+    }
+    assert first.recipe.digest != second.recipe.digest
 
 
 def test_a_digest_the_caller_already_has_is_the_cache_key(tmp_path: Path) -> None:
@@ -471,5 +480,5 @@ def test_a_digest_the_caller_already_has_is_the_cache_key(tmp_path: Path) -> Non
     backbone = TinyKerasBackbone()
     given = "ab" * 32
     cache.get_or_extract(video, backbone, 5, digest=given)
-    assert cache.path_for(given, backbone.name, 5, backbone.weights_id).is_file()
-    assert not cache.path_for(file_sha256(video), backbone.name, 5, backbone.weights_id).exists()
+    assert cache.path_for(given, recipe_of(backbone, 5)).is_file()
+    assert not cache.path_for(file_sha256(video), recipe_of(backbone, 5)).exists()

@@ -12,6 +12,8 @@ import pytest
 
 from highlights.errors import ModelError, OutputExistsError
 from highlights.model import ModelManifest, SequenceModel, build_model
+from highlights.recipe import RecipeMismatch
+from tests.recipes import a_recipe
 
 STEPS, DIM = 10, 16
 
@@ -26,7 +28,7 @@ def manifest(**changes) -> ModelManifest:
         window_stride=1.0,
         steps=STEPS,
         preset="compact",
-        preprocessing={"resize_short": 256, "crop": 224, "normalization": "efficientnet_lite0"},
+        recipe=a_recipe(),
         training={"epochs": 3},
     )
     return dataclasses.replace(base, **changes)
@@ -120,9 +122,11 @@ _DELETE = object()
         ("window_stride", None),
         ("steps", 11),
         ("preset", "huge"),
-        ("preprocessing", [256, 224]),
+        ("recipe", _DELETE),
+        ("recipe", {"backbone": "efficientnet_lite0"}),
+        ("preprocessing", {"crop": 224}),
         ("training", "fast"),
-        ("format_version", 2),
+        ("format_version", 3),
         ("colour", "blue"),
     ],
 )
@@ -227,15 +231,50 @@ def test_a_manifest_whose_classes_disagree_with_the_model_is_an_error(saved):
         SequenceModel.load(saved)
 
 
-def test_loading_for_another_backbone_is_an_error(saved):
-    with pytest.raises(
-        ModelError, match="trained on backbone 'efficientnet_lite0'.*'inception_v3'"
-    ):
-        SequenceModel.load(saved, backbone="inception_v3")
+def test_the_saved_manifest_keeps_the_feature_recipe(saved):
+    assert SequenceModel.load(saved).manifest.recipe == a_recipe()
+    stored = json.loads((saved / "manifest.json").read_text())["recipe"]
+    assert stored["rate"] == "5" and stored["weights_sha256"] == a_recipe().weights_sha256
 
 
-def test_loading_for_the_same_backbone_works(saved):
-    assert SequenceModel.load(saved, backbone="efficientnet_lite0").manifest.feature_dim == DIM
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"backbone": "inception_v3"},
+        {"weights_sha256": "0" * 64},
+        {"crop": 192},
+        {"normalisation": "rgb / 255"},
+        {"sampler": "every-decoded-picture v1"},
+        {"rate": 4},
+        {"precision": "float16"},
+    ],
+)
+def test_features_of_another_recipe_are_refused_naming_both(saved, changes):
+    other = dataclasses.replace(a_recipe(), **changes)
+    model = SequenceModel.load(saved)
+    with pytest.raises(RecipeMismatch) as caught:
+        model.manifest.check_features(other, "work/features.npz")
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("work/features.npz: ")
+    assert other.digest in message and a_recipe().digest in message
+
+
+def test_features_of_the_models_recipe_are_taken(saved):
+    SequenceModel.load(saved).manifest.check_features(a_recipe(), "features.npz")
+
+
+def test_features_that_record_no_recipe_are_refused(saved):
+    with pytest.raises(RecipeMismatch, match="features.npz: features record no recipe"):
+        SequenceModel.load(saved).manifest.check_features(None, "features.npz")
+
+
+def test_a_version_1_manifest_is_refused_with_a_reason():
+    old = json.loads(manifest().to_json())
+    del old["recipe"]
+    old["format_version"] = 1
+    old["preprocessing"] = {"crop": 224}
+    with pytest.raises(ModelError, match="m.json: a version 1 model records no feature recipe"):
+        ModelManifest.from_json(json.dumps(old), source="m.json")
 
 
 # Prediction

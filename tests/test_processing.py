@@ -6,6 +6,7 @@ Frames are made the way MediaConvert's frame capture names them (`<name>.NNNNNNN
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -44,6 +45,7 @@ from highlights.windows import WindowScores, score_sequence
 from processing import extract_features, score_windows
 from processing.score_windows import EndpointScorer
 from tests.media import make_video, run_ffmpeg
+from tests.recipes import a_recipe
 
 RATE = 5.0
 SECONDS = 6.0
@@ -162,11 +164,14 @@ def small_sequence(count: int, rate: float = RATE, seed: int = 0) -> FeatureSequ
         features=rng.normal(size=(count, SMALL_DIM)).astype(np.float32),
         backbone="efficientnet_lite0",
         rate=rate,
+        recipe=a_recipe(rate=rate),
     )
 
 
 def subset(seq: FeatureSequence, rows: np.ndarray) -> FeatureSequence:
-    return FeatureSequence(seq.times[rows], seq.features[rows], seq.backbone, seq.rate)
+    return FeatureSequence(
+        seq.times[rows], seq.features[rows], seq.backbone, seq.rate, recipe=seq.recipe
+    )
 
 
 def write_interleaved_shards(seq: FeatureSequence, folder: Path, count: int = 3) -> None:
@@ -356,7 +361,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     manifest = ModelManifest(
         classes=CLASSES, backbone="efficientnet_lite0", feature_dim=SMALL_DIM, rate=RATE,
         window_length=window.length, window_stride=window.stride,
-        steps=window.steps(RATE), preset="compact",
+        steps=window.steps(RATE), preset="compact", recipe=a_recipe(rate=RATE),
     )
     network = build_model("compact", manifest.steps, SMALL_DIM, len(CLASSES))
     return SequenceModel(network, manifest).save(tmp_path_factory.mktemp("model") / "model")
@@ -484,7 +489,7 @@ def test_a_request_over_the_byte_limit_is_split_in_halves(aws: object) -> None:
     queue_endpoint_replies(replies_for(probabilities, [2, 2]))
     whole = len(encode_windows(batch, JSON))
     client = boto3.client("sagemaker-runtime", region_name=REGION)
-    scorer = EndpointScorer(client, "highlights-ep", JSON, max_bytes=whole - 1)
+    scorer = EndpointScorer(client, "highlights-ep", a_recipe(), JSON, max_bytes=whole - 1)
     np.testing.assert_allclose(scorer.predict(batch), probabilities, rtol=1e-6)
     assert scorer.requests == 2
     assert scorer.classes == CLASSES
@@ -507,7 +512,22 @@ def test_features_at_another_rate_than_the_model_exit_2(
     write_interleaved_shards(small_sequence(12, rate=2.0), tmp_path / "features")
     args = score_args(tmp_path / "features", tmp_path / "out", "--model", str(small_model))
     assert score_windows.main(args) == 2
-    assert "capture at the model's rate" in capsys.readouterr().err
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert f"features made by {a_recipe(rate=2).describe()}" in error
+    assert f"trained on {a_recipe(rate=RATE).describe()}" in error
+    assert not (tmp_path / "out" / "segments.json").exists()
+
+
+def test_features_from_other_weights_than_the_model_exit_2(
+    aws: object, small_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    seq = small_sequence(12)
+    other = dataclasses.replace(seq, recipe=a_recipe(rate=RATE, weights_sha256="f" * 64))
+    write_interleaved_shards(other, tmp_path / "features")
+    args = score_args(tmp_path / "features", tmp_path / "out", "--model", str(small_model))
+    assert score_windows.main(args) == 2
+    assert "(weights ffffffffffff," in capsys.readouterr().err
 
 
 def test_frame_indices_round_times_to_the_capture_number() -> None:

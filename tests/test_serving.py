@@ -37,6 +37,7 @@ from highlights.serving import (
     parse_windows,
     read_prediction,
 )
+from tests.recipes import a_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 SERVE = REPO / "model_container" / "serve"
@@ -57,6 +58,7 @@ def save_small_model(model_dir: Path) -> Path:
         window_stride=1.0,
         steps=STEPS,
         preset="compact",
+        recipe=a_recipe(),
     )
     network = build_model("compact", STEPS, FEATURE_DIM, len(CLASSES))
     return SequenceModel(network, manifest).save(model_dir)
@@ -272,6 +274,28 @@ def test_ping_answers_once_the_model_is_loaded(server: str) -> None:
     status, body = request(f"{server}/ping")
     assert status == 200
     assert json.loads(body)["classes"] == list(CLASSES)
+    assert json.loads(body)["feature_recipe"]["digest"] == a_recipe().digest
+
+
+def test_windows_of_another_feature_recipe_get_400_naming_both(server: str) -> None:
+    other = a_recipe(weights_sha256="0" * 64)
+    status, body = request(
+        f"{server}/invocations", encode_windows(windows(2), JSON), JSON,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": f"trace=7;feature-recipe={other.digest}"},
+    )
+    assert status == 400
+    error = json.loads(body)["error"]
+    assert "\n" not in error
+    assert f"features made by recipe {other.digest}" in error
+    assert f"trained on {a_recipe().describe()}" in error
+
+
+def test_windows_stated_to_be_of_the_models_recipe_are_answered(server: str) -> None:
+    status, body = request(
+        f"{server}/invocations", encode_windows(windows(2), JSON), JSON,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": f"feature-recipe={a_recipe().digest}"},
+    )
+    assert status == 200, body
 
 
 @pytest.mark.parametrize("content_type", [JSON, CSV, NPY])

@@ -16,8 +16,10 @@ from highlights.features import FeatureCache, FeatureSequence
 from highlights.model import SequenceModel
 from highlights.training import evaluate, fit_sequences, train
 from highlights.windows import make_windows
+from tests.recipes import a_recipe
 
 RATE, DIM = 5.0, 16
+SYNTHETIC = a_recipe("synthetic", RATE)
 FAST = Config().replace(**{"train.epochs": 12, "train.batch_size": 16, "train.learning_rate": 3e-3})
 
 
@@ -54,7 +56,11 @@ def synthetic_dataset(
             frames = int(rng.integers(6, 25))  # some clips are shorter than one window
             values = centres[c] + 0.8 * rng.normal(size=(frames, DIM))
             sequences[path] = FeatureSequence(
-                np.arange(frames) / RATE, values.astype(np.float32), "synthetic", RATE
+                np.arange(frames) / RATE,
+                values.astype(np.float32),
+                "synthetic",
+                RATE,
+                recipe=SYNTHETIC,
             )
             (train if i < train_per_class[c] else held).append(Clip(path, name))
     dataset = Dataset(Path("/clips"), classes, tuple(train), tuple(held), "made up")
@@ -62,7 +68,7 @@ def synthetic_dataset(
 
 
 def fit(dataset, sequences, config=FAST):
-    return fit_sequences(dataset, sequences, {"crop": 224}, config)
+    return fit_sequences(dataset, sequences, config)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +102,7 @@ def test_the_manifest_records_what_the_model_needs_as_input(fitted):
     manifest = fitted[2].manifest
     assert (manifest.backbone, manifest.feature_dim, manifest.rate) == ("synthetic", DIM, RATE)
     assert (manifest.window_length, manifest.window_stride, manifest.steps) == (2.0, 1.0, 10)
-    assert manifest.preprocessing == {"crop": 224}
+    assert manifest.recipe == SYNTHETIC
 
 
 def test_the_same_seed_trains_the_same_model(fitted):
@@ -138,9 +144,12 @@ def test_clips_with_features_of_another_rate_are_an_error():
     dataset, sequences = synthetic_dataset()
     odd = dataset.train[-1].path
     seq = sequences[odd]
-    sequences[odd] = FeatureSequence(seq.times * 2, seq.features, seq.backbone, RATE / 2)
+    slower = a_recipe("synthetic", RATE / 2)
+    sequences[odd] = FeatureSequence(
+        seq.times * 2, seq.features, seq.backbone, RATE / 2, recipe=slower
+    )
     with pytest.raises(
-        DatasetError, match=rf"{odd}: features are .*2\.5.* other clips' are .*5\.0"
+        DatasetError, match=rf"{odd}: features are .*5/2 frames/s.* other clips' are .* 5 frames/s"
     ):
         fit(dataset, sequences)
 
@@ -187,13 +196,9 @@ def test_train_writes_a_model_folder_that_loads(trained):
         "model.keras",
         "training_report.json",
     ]
-    model = SequenceModel.load(model_dir, backbone="efficientnet_lite0")
+    model = SequenceModel.load(model_dir)
     assert model.manifest.feature_dim == 1280
-    assert model.manifest.preprocessing == {
-        "resize_short": 256,
-        "crop": 224,
-        "normalization": "efficientnet_lite0",
-    }
+    assert model.manifest.recipe == a_recipe(rate=model.manifest.rate)
 
 
 def test_train_tells_held_out_synthetic_classes_apart(trained):
@@ -240,7 +245,7 @@ def test_training_from_the_cache_fits_the_same_model_as_features_held_in_memory(
         clip.path: cache.get_or_extract(clip.path, backbone, config.sampling.rate)
         for clip in dataset.train + dataset.validation
     }
-    _, again = fit_sequences(dataset, in_memory, {}, config)
+    _, again = fit_sequences(dataset, in_memory, config)
     assert again.history == report.history
     assert again.windows.to_dict(again.classes) == report.windows.to_dict(report.classes)
 

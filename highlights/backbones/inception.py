@@ -12,10 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from highlights.backbones import SHAPING
 from highlights.errors import ModelError
 from highlights.files import file_sha256
 from highlights.images import check_batch
-from highlights.video import FrameGeometry
 
 NAME = "inception_v3"
 FEATURE_DIM = 2048
@@ -23,8 +23,15 @@ FEATURE_DIM = 2048
 # pixels as resizing the short side to 299 and cropping 299. Keeping that geometry keeps
 # features comparable with models trained on the seed's features, and keeps play near the
 # frame edges that a 342 -> 299 crop would cut away.
-GEOMETRY = FrameGeometry(resize_short=299, crop=299)
+GEOMETRY = SHAPING[NAME].geometry
 IMAGENET = "imagenet"
+# The file `keras.applications.InceptionV3(weights="imagenet", include_top=False)` downloads.
+IMAGENET_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_URL = (
+    "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + IMAGENET_FILE
+)
+IMAGENET_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # as keras.applications checks it
+NORMALISATION = SHAPING[NAME].normalisation
 _WEIGHT_SUFFIXES = (".weights.h5", ".h5")
 
 
@@ -44,6 +51,9 @@ class InceptionV3:
     name = NAME
     feature_dim = FEATURE_DIM
     geometry = GEOMETRY
+    normalisation = NORMALISATION
+    backend = "keras"
+    precision = "float32"
 
     def __init__(self, weights: Path | str | None) -> None:
         if weights is None:
@@ -51,12 +61,9 @@ class InceptionV3:
                 f"{NAME}: needs weights: pass a Keras weights file (.weights.h5 or .h5) "
                 f"or 'imagenet' to download the ImageNet weights once"
             )
-        if isinstance(weights, str) and weights == IMAGENET:
-            self.model = _download_imagenet()
-            self.weights_id = IMAGENET
-        else:
-            self.model = _from_file(Path(weights))
-            self.weights_id = file_sha256(Path(weights))[:16]
+        path = _download_imagenet() if isinstance(weights, str) and weights == IMAGENET else weights
+        self.model = _from_file(Path(path))
+        self.weights_sha256 = file_sha256(Path(path))
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """(B, 299, 299, 3) uint8 RGB -> (B, 2048) float32 pooled features."""
@@ -67,9 +74,14 @@ class InceptionV3:
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
 
 
-def _download_imagenet() -> keras.Model:
+def _download_imagenet() -> Path:
+    """The ImageNet weights file, downloaded once into Keras's cache (~/.keras/models)."""
     try:
-        return build_model(IMAGENET)
+        return Path(
+            keras.utils.get_file(
+                IMAGENET_FILE, IMAGENET_URL, cache_subdir="models", file_hash=IMAGENET_MD5
+            )
+        )
     except Exception as exc:  # a network failure surfaces as several unrelated types
         raise ModelError(f"{NAME}: could not download the ImageNet weights: {exc}") from None
 
