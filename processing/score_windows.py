@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tarfile
 import tempfile
@@ -171,10 +172,30 @@ def model_folder(path: Path) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         try:
             with tarfile.open(archive) as tar:
-                tar.extractall(tmp, filter="data")
+                extract_data(tar, Path(tmp))
         except (tarfile.TarError, OSError) as exc:
             raise ModelError(f"{archive}: cannot unpack the model archive: {exc}") from None
         yield Path(tmp)
+
+
+def extract_data(tar: tarfile.TarFile, folder: Path) -> None:
+    """Unpack with tarfile's "data" filter. Pythons before 3.11.4 lack it (Debian 12's python3
+    is 3.11.2), so there every member is held to the same rules first: regular files and folders
+    only, each inside `folder`, no special mode bits, owned by whoever unpacks."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(folder, filter="data")
+        return
+    root = folder.resolve()
+    members = tar.getmembers()
+    for member in members:
+        target = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"{member.name}: only files and folders may be unpacked")
+        if member.name.startswith("/") or not target.is_relative_to(root):
+            raise tarfile.TarError(f"{member.name}: lies outside the archive's folder")
+        member.mode &= 0o755
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    tar.extractall(folder, members=members)  # noqa: S202 - every member checked above
 
 
 def score_with_model(sequence: FeatureSequence, model_dir: Path, features: Path) -> WindowScores:
