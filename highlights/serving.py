@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,6 +349,9 @@ class ServerOptions:
     workers: int = 1
     timeout: int = 120  # seconds a worker may take to load the model or answer
     max_bytes: int = DEFAULT_MAX_BYTES
+    # Started as root (as SageMaker starts the image), the workers that read requests switch to
+    # this user; the master keeps root only to bind the port and watch them.
+    user: str | None = None
 
 
 def parse_server_options(argv: Sequence[str] | None, environ: Mapping[str, str]) -> ServerOptions:
@@ -377,6 +381,12 @@ def parse_server_options(argv: Sequence[str] | None, environ: Mapping[str, str])
         help="largest request body accepted in bytes "
         f"(default: $HIGHLIGHTS_MAX_PAYLOAD_BYTES or {DEFAULT_MAX_BYTES})",
     )
+    parser.add_argument(
+        "--user",
+        default=environ.get("HIGHLIGHTS_SERVE_USER") or None,
+        help="when started as root, run the workers as this user and its group "
+        "(default: $HIGHLIGHTS_SERVE_USER; the image sets it)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1 or args.timeout < 1 or args.max_bytes < 1:
         parser.error("--workers, --timeout and --max-bytes must be at least 1")
@@ -387,6 +397,7 @@ def parse_server_options(argv: Sequence[str] | None, environ: Mapping[str, str])
         workers=args.workers,
         timeout=args.timeout,
         max_bytes=args.max_bytes,
+        user=args.user,
     )
 
 
@@ -411,6 +422,9 @@ def run_server(options: ServerOptions) -> None:
             self.cfg.set("timeout", options.timeout)
             self.cfg.set("worker_class", "sync")
             self.cfg.set("accesslog", "-")
+            if options.user and os.geteuid() == 0:
+                self.cfg.set("user", options.user)
+                self.cfg.set("group", options.user)
 
         def load(self) -> Flask:
             # Each worker loads the model itself: TensorFlow must not be imported before the fork.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shlex
@@ -86,6 +87,37 @@ def test_every_copied_source_exists_in_the_build_context() -> None:
     for sources, _ in copies():
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+
+
+def in_build_context(path: str) -> bool:
+    """Whether .dockerignore lets `path` into the build context: the last pattern matching it or
+    one of its parent folders decides, `!` letting it in (Docker's documented order)."""
+    included = True
+    parts = path.split("/")
+    for raw in (REPO / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep, pattern = line.startswith("!"), line.lstrip("!").rstrip("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            included = keep
+    return included
+
+
+def test_the_build_context_holds_what_is_copied_and_no_tests_venvs_or_caches() -> None:
+    for sources, _ in copies():
+        for source in sources:
+            assert in_build_context(source), f"COPY {source}: excluded by .dockerignore"
+    for outside in ("tests/test_container.py", ".venv/bin/python", ".git/HEAD", "demo-out/x",
+                    "highlights/__pycache__/cli.cpython-311.pyc", "terraform/main.tf"):
+        assert not in_build_context(outside), f"{outside} would be sent to the Docker daemon"
+
+
+def test_run_without_a_command_prints_usage() -> None:
+    assert instructions("CMD") == ['["usage"]']
+    assert (CONTAINER / "usage").read_text().startswith("#!/bin/sh\n")
+    assert os.access(CONTAINER / "usage", os.X_OK)
 
 
 def test_package_and_entrypoints_are_copied() -> None:
