@@ -57,6 +57,8 @@ PING_TIMEOUT = 2.0
 STARTUP_SECONDS = 480.0
 # "Customers' model containers must respond to requests within 60 seconds." (same page)
 INVOCATION_TIMEOUT = 60.0
+# InvokeEndpoint's CustomAttributes travel to and from the container in this header.
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 
 class EmulatorError(Exception):
@@ -530,20 +532,25 @@ class Endpoint:
         if length > MAX_PAYLOAD:
             return _runtime_error(handler, 400, "ValidationError",
                                   f"Request body of {length} bytes is over the {MAX_PAYLOAD} limit")
+        headers = {
+            "Content-Type": handler.headers.get("Content-Type", "application/octet-stream"),
+            "Accept": handler.headers.get("Accept", "*/*"),
+        }
+        # CustomAttributes "is forwarded verbatim" to the container in this header.
+        attributes = handler.headers.get(CUSTOM_ATTRIBUTES)
+        if attributes is not None:
+            headers[CUSTOM_ATTRIBUTES] = attributes
         request = urllib.request.Request(
-            f"{self.container_url}/invocations", data=body, method="POST",
-            headers={
-                "Content-Type": handler.headers.get("Content-Type", "application/octet-stream"),
-                "Accept": handler.headers.get("Accept", "*/*"),
-            },
+            f"{self.container_url}/invocations", data=body, method="POST", headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=INVOCATION_TIMEOUT) as answer:
                 status, content_type, payload = (
                     answer.status, answer.headers.get("Content-Type", ""), answer.read()
                 )
+                returned = answer.headers.get(CUSTOM_ATTRIBUTES)
         except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
+            status, payload, returned = exc.code, exc.read(), None
             content_type = exc.headers.get("Content-Type", "")
         self.invocations.append((handler.headers.get("Content-Type", ""), status))
         if status != 200:
@@ -556,6 +563,8 @@ class Endpoint:
         handler.send_response(200)
         handler.send_header("Content-Type", content_type)
         handler.send_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
+        if returned is not None:
+            handler.send_header(CUSTOM_ATTRIBUTES, returned)
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)

@@ -33,6 +33,7 @@ from highlights.frame_capture import list_captured_frames
 from highlights.results import DynamoDBResults
 from highlights.sagemaker_jobs import ProcessingSettings, features_job, scores_job
 from highlights.segments import SegmentsFile, read_segments_json, target_scores
+from highlights.serving import encode_windows
 from highlights.video import probe
 from processing.score_windows import EndpointScorer
 from tests.media import SHARED_VIDEOS_DIR, shared_videos
@@ -251,13 +252,27 @@ def test_the_endpoint_serves_the_trained_model_to_the_scoring_client(
     served: Endpoint, model_dir: Path
 ) -> None:
     manifest = read_manifest(model_dir)
-    scorer = EndpointScorer(runtime_client(served), ENDPOINT)
+    scorer = EndpointScorer(runtime_client(served), ENDPOINT, manifest.recipe)
     windows = np.random.default_rng(3).random((5, manifest.steps, manifest.feature_dim))
     probabilities = scorer.predict(windows.astype(np.float32))
     assert probabilities.shape == (5, len(manifest.classes))
     assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     assert scorer.classes == tuple(manifest.classes)
     assert served.pings >= 1 and served.invocations[-1] == ("application/x-npy", 200)
+
+
+def test_windows_of_another_feature_recipe_are_refused_by_the_container(
+    served: Endpoint, model_dir: Path
+) -> None:
+    manifest = read_manifest(model_dir)
+    client = runtime_client(served)
+    windows = np.zeros((1, manifest.steps, manifest.feature_dim), dtype=np.float32)
+    with pytest.raises(client.exceptions.ModelError) as caught:
+        client.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/x-npy",
+                               CustomAttributes="feature-recipe=0123456789ab",
+                               Body=encode_windows(windows, "application/x-npy"))
+    assert caught.value.response["OriginalStatusCode"] == 400
+    assert "0123456789ab" in caught.value.response["OriginalMessage"]
 
 
 def test_a_window_of_the_wrong_shape_is_a_model_error_with_the_container_s_400(
