@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from highlights import mediaconvert, sagemaker_jobs
+from highlights.java_regex import UntranslatablePattern, compile_java, java_matches
 from highlights.segments import Segment
 from tests.aws_rules import presigned_link_problems, regional_host, unique_processing_job_names
 from tests.aws_strict import (
@@ -32,7 +33,6 @@ from tests.aws_strict import (
     service_model,
     strict_aws,
 )
-from tests.java_regex import UntranslatablePattern, compile_java, java_matches
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/highlights"
@@ -74,7 +74,7 @@ def clip_request() -> dict:
     return {
         "Role": ROLE,
         "Settings": settings,
-        "ClientRequestToken": mediaconvert.client_request_token("m1", "clip-000"),
+        "ClientRequestToken": mediaconvert.client_request_token("m1-clip-000"),
         "UserMetadata": {"match_id": "m1", "purpose": "clip-000"},
     }
 
