@@ -5,11 +5,26 @@ one clip per detected range, and the highlight reel (every range, in order, in o
 Times stay in seconds until this edge, where they become `HH:MM:SS:FF` timecodes at the
 source frame rate. Inputs use ZEROBASED timecodes so that 00:00:00:00 is the first frame
 whatever timecode track the camera wrote.
+
+Rules of the service that shape these settings:
+- "You can create frame capture outputs only in jobs that also have a regular audio and video
+  output. MediaConvert doesn't support jobs that consist only of a frame capture output."
+  (User Guide, "File group with a frame capture output"). The frame-capture job therefore also
+  writes a small H.264 proxy of the match (short side 360, low bitrate) under its own prefix,
+  never under the frames the features job reads; nothing reads it, and the work bucket's
+  lifecycle rule and the run's cleanup remove it. (It is not used for report previews: the AWS
+  run sends links to the clips themselves, which are already small.)
+- "By default, the service does no rotation, even if your input video has rotation metadata"
+  (API reference, VideoSelector.Rotate): every input asks for `AUTO`, as the local path
+  turns phone video upright.
+- Frames are captured at the size the backbone reads (its short side), not at source size: a
+  4K match at 5 frames/s would otherwise be tens of gigabytes of JPEGs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import uuid
 from collections.abc import Sequence
@@ -25,6 +40,13 @@ MAX_CAPTURES = 10_000_000  # MediaConvert's upper bound for FrameCaptureSettings
 MAX_INPUTS = 150  # MediaConvert's limit of inputs in one job
 AUDIO_SELECTOR = "Audio Selector 1"
 JPEG_QUALITY = 80
+VIDEO_SELECTOR = {"Rotate": "AUTO"}  # turn phone video upright, as the local decoder does
+PROXY_SHORT_SIDE = 360
+PROXY_MAX_BITRATE = 600_000
+MIN_SIDE = 32  # MediaConvert's minimum output Width and Height
+# Short side of the frames each backbone reads (its FrameGeometry.resize_short), kept here so
+# building a job does not import Keras; tests check it against the backbones.
+CAPTURE_SHORT_SIDE = {"efficientnet_lite0": 256, "inception_v3": 299}
 
 
 @dataclass(frozen=True)
@@ -34,8 +56,16 @@ class SourceInfo:
     duration: float  # seconds
     fps: float
     has_audio: bool
-    width: int
+    width: int  # as stored, before rotation
     height: int
+    rotation: int = 0  # clockwise degrees the metadata asks players to turn the picture
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown, after the rotation MediaConvert's AUTO applies."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
 
 
 def source_info(probe_response: dict[str, Any], url: str) -> SourceInfo:
@@ -61,12 +91,63 @@ def source_info(probe_response: dict[str, Any], url: str) -> SourceInfo:
         has_audio=any(t.get("TrackType") == "audio" for t in tracks),
         width=int(props.get("Width") or 0),
         height=int(props.get("Height") or 0),
+        rotation=_right_angle(props.get("Rotation")),
     )
 
 
-def client_request_token(match_id: str, purpose: str) -> str:
-    """Idempotency token for CreateJob: the same match and purpose always give the same token."""
-    return str(uuid.UUID(bytes=hashlib.sha256(f"{match_id}/{purpose}".encode()).digest()[:16]))
+def _right_angle(rotation: Any) -> int:
+    """AUTO rotates only "within one degree of 90, 180, or 270 degrees" (VideoSelector.Rotate)."""
+    if rotation is None:
+        return 0
+    for right in (0, 90, 180, 270, 360):
+        if abs(float(rotation) % 360 - right) <= 1:
+            return right % 360
+    return 0
+
+
+def scaled_size(size: tuple[int, int], short_side: int) -> tuple[int, int] | None:
+    """Output (Width, Height) with the short side at `short_side`, aspect kept, even numbers.
+
+    None when the source is already that small or its size is unknown: the output keeps the
+    source size (nothing is scaled up).
+    """
+    width, height = size
+    if width <= 0 or height <= 0 or min(width, height) <= short_side:
+        return None
+    scale = Fraction(short_side, min(width, height))
+    return _even(width * scale), _even(height * scale)
+
+
+def _even(value: Fraction) -> int:
+    return max(MIN_SIDE, 2 * round(value / 2))
+
+
+def capture_short_side(backbone: str) -> int:
+    if backbone not in CAPTURE_SHORT_SIDE:
+        raise InputError(
+            f"unknown backbone {backbone!r}; choose one of {', '.join(CAPTURE_SHORT_SIDE)}"
+        )
+    return CAPTURE_SHORT_SIDE[backbone]
+
+
+def request_key(match_id: str, purpose: str, settings: dict[str, Any]) -> str:
+    """What identifies one job request: the match, its purpose and its exact settings.
+
+    Stored in the job's `UserMetadata` so that a later try can find the job an earlier one made
+    (`ListJobs`); a change of any setting is a different request and gets its own job.
+    """
+    text = json.dumps([match_id, purpose, settings], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def client_request_token(key: str, attempt: int = 0) -> str:
+    """Idempotency token for CreateJob: the same request (and attempt) gives the same token.
+
+    MediaConvert honours a token for one minute only, so it guards against a double submit in
+    one try; finding an earlier try's job is `ListJobs`' work. `attempt` counts the failed jobs
+    of this request: a resubmission after a failure must not get the failed job back.
+    """
+    return str(uuid.UUID(bytes=hashlib.sha256(f"{key}/{attempt}".encode()).digest()[:16]))
 
 
 def capture_count(duration: float, rate: float) -> int:
@@ -75,19 +156,47 @@ def capture_count(duration: float, rate: float) -> int:
 
 
 def frame_capture_settings(
-    source: str, destination: str, rate: float, duration: float
+    source: str,
+    destination: str,
+    proxy: str,
+    rate: float,
+    info: SourceInfo,
+    short_side: int | None = None,
 ) -> dict[str, Any]:
-    """Settings for a FRAME_CAPTURE job: JPEGs at `rate` frames/s written under `destination`.
+    """Settings for the frame-capture job: JPEGs at `rate` frames/s written under `destination`,
+    and the proxy MP4 MediaConvert requires beside them, at the key `proxy` (without '.mp4').
 
     `destination` is an S3 prefix ending in '/'; MediaConvert names the frames
     `<prefix>frame.0000000.jpg`, `frame.0000001.jpg`, ... (frame k is at k / rate seconds).
+    `short_side`: frames are scaled down so their short side is this (the backbone's input).
     """
     if rate <= 0:
         raise InputError(f"frame capture rate must be positive, got {rate}")
+    if _as_prefix(proxy) == _as_prefix(destination) or proxy.startswith(_as_prefix(destination)):
+        raise InputError(f"the proxy {proxy} must not be written among the frames {destination}")
     framerate = Fraction(rate).limit_denominator(1001)
+    frames: dict[str, Any] = {
+        "CodecSettings": {
+            "Codec": "FRAME_CAPTURE",
+            "FrameCaptureSettings": {
+                "FramerateNumerator": framerate.numerator,
+                "FramerateDenominator": framerate.denominator,
+                "MaxCaptures": capture_count(info.duration, rate),
+                "Quality": JPEG_QUALITY,
+            },
+        }
+    }
+    frames.update(_size(info, short_side))
+    item: dict[str, Any] = {
+        "FileInput": source,
+        "TimecodeSource": "ZEROBASED",
+        "VideoSelector": dict(VIDEO_SELECTOR),
+    }
+    if info.has_audio:
+        item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
     return {
         "TimecodeConfig": {"Source": "ZEROBASED"},
-        "Inputs": [{"FileInput": source, "TimecodeSource": "ZEROBASED", "VideoSelector": {}}],
+        "Inputs": [item],
         "OutputGroups": [
             {
                 "Name": "Frame capture",
@@ -99,22 +208,24 @@ def frame_capture_settings(
                     {
                         "ContainerSettings": {"Container": "RAW"},
                         "Extension": "jpg",
-                        "VideoDescription": {
-                            "CodecSettings": {
-                                "Codec": "FRAME_CAPTURE",
-                                "FrameCaptureSettings": {
-                                    "FramerateNumerator": framerate.numerator,
-                                    "FramerateDenominator": framerate.denominator,
-                                    "MaxCaptures": capture_count(duration, rate),
-                                    "Quality": JPEG_QUALITY,
-                                },
-                            }
-                        },
+                        "VideoDescription": frames,
                     }
                 ],
-            }
+            },
+            _file_group("Proxy", proxy, _proxy_output(info)),
         ],
     }
+
+
+def _size(info: SourceInfo, short_side: int | None) -> dict[str, int]:
+    size = scaled_size(info.display_size, short_side) if short_side else None
+    return {"Width": size[0], "Height": size[1]} if size else {}
+
+
+def _proxy_output(info: SourceInfo) -> dict[str, Any]:
+    output = _mp4_output(info.has_audio, max_bitrate=PROXY_MAX_BITRATE, quality=5, audio=64_000)
+    output["VideoDescription"].update(_size(info, PROXY_SHORT_SIDE))
+    return output
 
 
 def clip_settings(
@@ -161,7 +272,7 @@ def _clipped_input(
         "FileInput": source,
         "TimecodeSource": "ZEROBASED",
         "InputClippings": clippings,
-        "VideoSelector": {},
+        "VideoSelector": dict(VIDEO_SELECTOR),
     }
     if has_audio:
         item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
@@ -171,6 +282,27 @@ def _clipped_input(
 def _mp4_job(
     inputs: list[dict[str, Any]], destination: str, has_audio: bool, name: str
 ) -> dict[str, Any]:
+    return {
+        "TimecodeConfig": {"Source": "ZEROBASED"},
+        "Inputs": inputs,
+        "OutputGroups": [_file_group(name, destination, _mp4_output(has_audio))],
+    }
+
+
+def _file_group(name: str, destination: str, output: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Name": name,
+        "OutputGroupSettings": {
+            "Type": "FILE_GROUP_SETTINGS",
+            "FileGroupSettings": {"Destination": destination},
+        },
+        "Outputs": [output],
+    }
+
+
+def _mp4_output(
+    has_audio: bool, *, max_bitrate: int = 8_000_000, quality: int = 7, audio: int = 128_000
+) -> dict[str, Any]:
     output: dict[str, Any] = {
         "ContainerSettings": {"Container": "MP4", "Mp4Settings": {}},
         "Extension": "mp4",
@@ -179,8 +311,8 @@ def _mp4_job(
                 "Codec": "H_264",
                 "H264Settings": {
                     "RateControlMode": "QVBR",
-                    "QvbrSettings": {"QvbrQualityLevel": 7},
-                    "MaxBitrate": 8_000_000,
+                    "QvbrSettings": {"QvbrQualityLevel": quality},
+                    "MaxBitrate": max_bitrate,
                     "SceneChangeDetect": "TRANSITION_DETECTION",
                 },
             }
@@ -193,27 +325,14 @@ def _mp4_job(
                 "CodecSettings": {
                     "Codec": "AAC",
                     "AacSettings": {
-                        "Bitrate": 128_000,
+                        "Bitrate": audio,
                         "CodingMode": "CODING_MODE_2_0",
                         "SampleRate": 48_000,
                     },
                 },
             }
         ]
-    return {
-        "TimecodeConfig": {"Source": "ZEROBASED"},
-        "Inputs": inputs,
-        "OutputGroups": [
-            {
-                "Name": name,
-                "OutputGroupSettings": {
-                    "Type": "FILE_GROUP_SETTINGS",
-                    "FileGroupSettings": {"Destination": destination},
-                },
-                "Outputs": [output],
-            }
-        ],
-    }
+    return output
 
 
 def _as_prefix(destination: str) -> str:

@@ -3,12 +3,14 @@
 Two jobs per match: `features` turns the captured frames into feature shards, sharded by S3
 key over a configurable number of instances; `scores` merges the shards in time order, scores
 every window with the sequence model (or an endpoint) and writes one DynamoDB item per window.
-Job names come from the match id, so a retried task finds the job it started instead of
-starting another.
+Job names come from the match and a digest of what determines the job's output
+(`highlights.aws_plan`), so a retried task finds the job it started instead of starting
+another, and a run with other settings never adopts a job made for different ones.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ MODEL_DIR = f"{PROCESSING_ROOT}/input/model"
 FEATURES_OUT_DIR = f"{PROCESSING_ROOT}/output/features"
 SCORES_OUT_DIR = f"{PROCESSING_ROOT}/output/scores"
 
+# A job may queue for instances and upload its outputs besides running MaxRuntimeInSeconds.
+WAIT_MARGIN_SECONDS = 3600
 MAX_JOB_NAME = 63
 # The provider appends "-<13-digit ms timestamp>" when it must start a second job of one name.
 _TIMESTAMP_SUFFIX = 14
@@ -51,9 +55,14 @@ class ProcessingSettings:
             )
 
 
-def job_name(match_id: str, purpose: str) -> str:
-    """`hl-<purpose>-<match id>`, valid for SageMaker and short enough for a timestamp suffix."""
-    name = re.sub(r"[^a-zA-Z0-9-]+", "-", f"hl-{purpose}-{match_id}").strip("-")
+def job_name(match_id: str, purpose: str, digest: str = "") -> str:
+    """`hl-<purpose>-<digest>-<match id>`, valid for SageMaker (63 characters of
+    `^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`) with room for the provider's timestamp suffix.
+
+    The digest names what determines the job's output; the match id, cut if need be, keeps the
+    name readable in the console (the digest already covers the match)."""
+    parts = [p for p in ("hl", purpose, digest, match_id) if p]
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", "-".join(parts)).strip("-")
     name = name[: MAX_JOB_NAME - _TIMESTAMP_SUFFIX].rstrip("-")
     if not _JOB_NAME.match(name):
         raise ConfigError(f"cannot make a SageMaker job name from {match_id!r} and {purpose!r}")
@@ -70,6 +79,7 @@ def features_job(
     backbone: str,
     batch_size: int = 32,
     checkpoint_uri: str | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Backbone features of the captured frames; each instance gets a disjoint set of frames.
 
@@ -78,7 +88,7 @@ def features_job(
     """
     checkpoint = ["--checkpoint-uri", checkpoint_uri] if checkpoint_uri else []
     return _job(
-        name=job_name(match_id, "features"),
+        name=name or job_name(match_id, "features"),
         module="processing.extract_features",
         arguments=[
             "--input",
@@ -115,6 +125,7 @@ def scores_job(
     video_name: str,
     model_uri: str | None = None,
     endpoint: str | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """Merge the feature shards, score every window, write the DynamoDB items and segments.json.
 
@@ -130,7 +141,7 @@ def scores_job(
     if model_uri:
         inputs.append(_input("model", model_uri, MODEL_DIR, sharded=False))
     return _job(
-        name=job_name(match_id, "scores"),
+        name=name or job_name(match_id, "scores"),
         module="processing.score_windows",
         arguments=[
             "--features",
@@ -216,4 +227,21 @@ def _output(name: str, uri: str, local_path: str) -> dict[str, Any]:
 
 
 def _number(value: float) -> str:
-    return format(value, "g") if float(value) != int(value) else str(int(value))
+    """The exact value as text: whole numbers without a point, others in the shortest form that
+    reads back as the same float (never `:g`, which keeps 6 digits: 5400.123 -> 5400.12)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(f"a job argument must be a finite number, got {value}")
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def max_wait_seconds(config: dict[str, Any]) -> int:
+    """How long to wait for a processing job: its MaxRuntimeInSeconds plus a margin.
+
+    "MaxRuntimeInSeconds: Specifies the maximum runtime in seconds" (API_StoppingCondition);
+    a wait shorter than that gives up on a job that is still allowed to run.
+    """
+    runtime = (config.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
+    if not runtime:
+        raise ConfigError(f"{config.get('ProcessingJobName')}: the job has no MaxRuntimeInSeconds")
+    return int(runtime) + WAIT_MARGIN_SECONDS

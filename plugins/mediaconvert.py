@@ -7,6 +7,14 @@ Variable) or the connection's `service_config.mediaconvert.endpoint_url` names o
 
 Waiting is deferrable: the operator and sensor hand the job id to `MediaConvertJobTrigger`,
 which polls `GetJob` from the triggerer and frees the worker slot meanwhile.
+
+Each job is submitted once. MediaConvert dedupes a `ClientRequestToken` for one minute only
+("If you reuse a client request token within one minute of a successful request, the API
+returns the job details of the original request", API reference, Idempotency), so a task
+retried minutes later would start a second job. Before CreateJob the operator therefore looks
+for the job an earlier try made: every job carries `UserMetadata["request"]`, a digest of the
+match, purpose and settings, and `ListJobs` (newest first, back to `lookback`) finds it. A job
+still running or complete is adopted; only a failed one is submitted again.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
@@ -24,7 +32,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 from aws_links import MEDIACONVERT_JOB_XCOM, MatchResultsLink, MediaConvertJobLink
 
-from highlights.mediaconvert import client_request_token
+from highlights.mediaconvert import client_request_token, request_key
 
 DONE_STATES = ("COMPLETE",)
 FAILED_STATES = ("ERROR", "CANCELED")
@@ -76,6 +84,26 @@ class MediaConvertHook(AwsBaseHook):
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self.conn.get_job(Id=job_id)["Job"]
+
+    def jobs_for_request(
+        self, key: str, since: datetime, queue: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Jobs of `queue` (default: Default) created since `since` whose
+        `UserMetadata["request"]` is `key`, newest first."""
+        queue = queue or "Default"
+        found = []
+        params: dict[str, Any] = {"MaxResults": 20, "Order": "DESCENDING", "Queue": queue}
+        while True:
+            page = self.conn.list_jobs(**params)
+            for job in page.get("Jobs") or []:
+                created = job.get("CreatedAt")
+                if created is not None and created < since:
+                    return found
+                if (job.get("UserMetadata") or {}).get("request") == key:
+                    found.append(job)
+            if not page.get("NextToken"):
+                return found
+            params["NextToken"] = page["NextToken"]
 
     def probe(self, url: str) -> dict[str, Any]:
         """MediaConvert's `Probe` of one file (duration, frame rate, tracks)."""
@@ -198,6 +226,7 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         "region_name",
         "job_queue",
         "results_url",
+        "skip_when_present",
     )
     template_fields_renderers = {"settings": "json"}
     ui_color = "#f6a04d"
@@ -218,10 +247,17 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         deferrable: bool = True,
         poll_interval: float = 15.0,
         max_wait: timedelta = timedelta(hours=6),
+        lookback: timedelta | None = None,
         results_url: str | None = None,
+        skip_when_present: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        # s3:// key or prefix: when something is there, the job's work is already done (its
+        # outputs, or what was made from them) and no job is submitted.
+        self.skip_when_present = skip_when_present
+        # How far back ListJobs looks for an earlier try's job; default: the longest wait.
+        self.lookback = lookback or max_wait
         self.results_url = results_url  # s3:// folder of the match's results, for a UI link
         self.settings = settings
         self.role_arn = role_arn
@@ -237,14 +273,12 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
         self.max_wait = max_wait
 
     def execute(self, context: Any) -> dict[str, Any]:
+        if self.skip_when_present and _present(self.skip_when_present, self.aws_conn_id):
+            self.log.info("%s exists: no %s job needed", self.skip_when_present, self.purpose)
+            return {"id": None, "status": "NOT_NEEDED", "destinations": [], "durations_ms": [],
+                    "user_metadata": {}}  # fmt: skip
         hook = self._hook()
-        job = hook.create_job(
-            self.settings,
-            self.role_arn,
-            client_request_token(self.match_id, self.purpose),
-            user_metadata={"match_id": self.match_id, "purpose": self.purpose},
-            queue=self.job_queue,
-        )
+        job = self._submit_once(hook)
         self.log.info("MediaConvert job %s (%s) is %s", job["Id"], self.purpose, job.get("Status"))
         region = self.region_name or hook.conn_region_name
         job_link = {"id": job["Id"], "region": region}
@@ -258,6 +292,35 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
                 timeout=self.max_wait,
             )
         return _summary(_poll(hook, job["Id"], self.poll_interval, self.max_wait))
+
+    def _submit_once(self, hook: MediaConvertHook) -> dict[str, Any]:
+        """The job an earlier try submitted for this request, unless it failed; else a new one."""
+        key = request_key(self.match_id, self.purpose, self.settings)
+        earlier = hook.jobs_for_request(key, datetime.now(UTC) - self.lookback, self.job_queue)
+        live = [job for job in earlier if job.get("Status") not in FAILED_STATES]
+        if live:
+            self.log.info("Adopting MediaConvert job %s of an earlier try", live[0]["Id"])
+            return live[0]
+        return hook.create_job(
+            self.settings,
+            self.role_arn,
+            client_request_token(key, attempt=len(earlier)),
+            user_metadata={"match_id": self.match_id, "purpose": self.purpose, "request": key},
+            queue=self.job_queue,
+        )
+
+
+def _present(url: str, aws_conn_id: str | None) -> bool:
+    """Whether an object exists at the s3:// key, or under it when it ends in '/'."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    listed = (
+        S3Hook(aws_conn_id=aws_conn_id)
+        .get_conn()
+        .list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    )
+    return any(item["Key"] == key or key.endswith("/") for item in listed.get("Contents") or [])
 
 
 class MediaConvertJobSensor(_MediaConvertWaiting, BaseSensorOperator):

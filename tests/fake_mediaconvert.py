@@ -1,8 +1,9 @@
 """AWS Elemental MediaConvert for tests: as strict as the service, doing what jobs ask with ffmpeg.
 
 moto does not implement MediaConvert. `FakeMediaConvert(s3, scratch)` stands in for the boto3
-`mediaconvert` client a hook gets (`create_job`, `get_job`, `probe`), answering through a real
-botocore client and `Stubber`, so its responses are checked against the API model too.
+`mediaconvert` client a hook gets (`create_job`, `get_job`, `list_jobs`, `probe`), answering
+through a real botocore client and `Stubber`, so its responses are checked against the API model
+too.
 
 - Every request is validated in full against the botocore model (`tests/aws_strict.py`: enums,
   ranges, patterns, ... not only what botocore checks); a violation is a BadRequestException.
@@ -61,6 +62,8 @@ TOKEN_WINDOW_SECONDS = 60.0
 MAX_TOKEN_LENGTH = 64
 # [ASSY] "You can have up to 150 inputs in a job."
 MAX_INPUTS = 150
+# [API ListJobs] "Retrieve a JSON array of up to twenty of your most recently created jobs."
+LIST_PAGE = 20
 
 
 # --- documented rules checked at CreateJob ---------------------------------------------------
@@ -204,6 +207,35 @@ class FakeMediaConvert:
                     404,
                 )
             return self._answer("get_job", {"Job": job}, params)
+
+    def list_jobs(self, **params: Any) -> dict[str, Any]:
+        """[API ListJobs] "Retrieve a JSON array of up to twenty of your most recently created
+        jobs. This array includes in-process, completed, and errored jobs. This will return the
+        jobs themselves, not just a list of the jobs." Not documented: the default Order; the
+        fake lists newest first unless ASCENDING is asked for."""
+        with self.lock:
+            problems = [
+                str(v)
+                for v in request_violations(self.client.meta.service_model, "ListJobs", params)
+            ]
+            if problems:
+                return self._refuse("list_jobs", params, "BadRequestException", problems)
+            jobs = [
+                job
+                for job in self.jobs.values()
+                if params.get("Status") in (None, job["Status"])
+                and params.get("Queue") in (None, job["Queue"], job["Queue"].rsplit("/", 1)[-1])
+            ]
+            jobs.sort(  # ids count up, so jobs made within one clock tick keep their order
+                key=lambda job: (job["CreatedAt"], job["Id"]),
+                reverse=params.get("Order") != "ASCENDING",
+            )
+            start = int(params["NextToken"].removeprefix("page-")) if "NextToken" in params else 0
+            end = start + params.get("MaxResults", LIST_PAGE)
+            response: dict[str, Any] = {"Jobs": jobs[start:end]}
+            if end < len(jobs):
+                response["NextToken"] = f"page-{end}"
+            return self._answer("list_jobs", response, params)
 
     def probe(self, **params: Any) -> dict[str, Any]:
         with self.lock:

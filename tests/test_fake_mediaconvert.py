@@ -118,9 +118,17 @@ def proxy_group(destination: str, **description) -> dict:
     }
 
 
+def unscaled(duration: float = 2.0) -> mediaconvert.SourceInfo:
+    """A source of unknown size: the builder then leaves every output at the source's size."""
+    return mediaconvert.SourceInfo(duration, 25.0, False, width=0, height=0)
+
+
 def capture_job(source: str, rate: Fraction, max_captures: int, **description) -> dict:
-    """A frame-capture output group (as today's builder makes it) plus a proxy output."""
-    settings = mediaconvert.frame_capture_settings(source, f"s3://{BUCKET}/frames/", 1.0, 2.0)
+    """The builder's frame-capture job with its proxy replaced by `proxy_group`, tuned by hand."""
+    settings = mediaconvert.frame_capture_settings(
+        source, f"s3://{BUCKET}/frames/", f"s3://{BUCKET}/proxy/p", 1.0, unscaled()
+    )
+    settings["OutputGroups"].pop()
     output = settings["OutputGroups"][0]["Outputs"][0]
     output["VideoDescription"].update(description)
     output["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"].update(
@@ -179,13 +187,30 @@ def colour(pixel: np.ndarray) -> str:
 # --- rules at CreateJob -----------------------------------------------------------------------
 
 
-def test_frame_capture_only_job_from_todays_builder_is_refused(world):
+def test_frame_capture_only_job_is_refused(world):
     _, fake, _ = world
-    settings = mediaconvert.frame_capture_settings(url("ramp"), f"s3://{BUCKET}/f/", 5.0, 2.0)
+    settings = mediaconvert.frame_capture_settings(
+        url("ramp"), f"s3://{BUCKET}/f/", f"s3://{BUCKET}/p/p", 5.0, unscaled()
+    )
+    settings["OutputGroups"] = settings["OutputGroups"][:1]
     message = refusal(fake, settings)
     assert (
         "MediaConvert doesn't support jobs that consist only of a frame capture output" in message
     )
+
+
+def test_the_pipelines_frame_capture_job_is_accepted_with_its_proxy_apart(world, tmp_path):
+    s3, fake, _ = world
+    info = mediaconvert.SourceInfo(2.0, 25.0, True, width=64, height=48)
+    settings = mediaconvert.frame_capture_settings(
+        url("sound"), f"s3://{BUCKET}/frames/m/", f"s3://{BUCKET}/proxies/m/proxy", 5.0, info, 32
+    )
+    job = submit(fake, settings)
+    assert job["Status"] == "COMPLETE", job.get("ErrorMessage")
+    assert len(keys(s3, "frames/m/")) == 10
+    assert keys(s3, "proxies/") == ["proxies/m/proxy.mp4"]
+    image, _ = picture(s3, "frames/m/frame.0000000.jpg", tmp_path)
+    assert image.shape[:2] == (32, 42)  # the short side asked for, aspect kept, even
 
 
 def test_frame_capture_beside_a_video_output_is_accepted(world, tmp_path):
@@ -374,7 +399,7 @@ def test_rotation_metadata_is_ignored_by_default_and_not_passed_through(world, t
     clip = mediaconvert.clip_settings(
         url("rotated"), Segment(0, 0.4, 1, "x"), f"s3://{BUCKET}/clips/r", 25, False
     )
-    assert clip["Inputs"][0]["VideoSelector"] == {}  # no Rotate: DEGREE_0
+    clip["Inputs"][0]["VideoSelector"] = {}  # no Rotate: DEGREE_0
     assert submit(fake, clip)["Status"] == "COMPLETE"
     image, rotation = picture(s3, "clips/r.mp4", tmp_path)
     assert image.shape[:2] == (240, 320)  # as stored, sideways
@@ -387,7 +412,7 @@ def test_rotate_auto_turns_the_pictures_as_the_metadata_says(world, tmp_path):
     clip = mediaconvert.clip_settings(
         url("rotated"), Segment(0, 0.4, 1, "x"), f"s3://{BUCKET}/clips/a", 25, False
     )
-    clip["Inputs"][0]["VideoSelector"]["Rotate"] = "AUTO"
+    assert clip["Inputs"][0]["VideoSelector"] == {"Rotate": "AUTO"}  # as the pipeline asks
     assert submit(fake, clip)["Status"] == "COMPLETE"
     image, rotation = picture(s3, "clips/a.mp4", tmp_path)
     # metadata: 90 degrees counter-clockwise, so the left (red) half ends at the bottom
@@ -399,7 +424,7 @@ def test_rotate_auto_turns_the_pictures_as_the_metadata_says(world, tmp_path):
 def test_rotate_auto_applies_to_frame_capture(world, tmp_path):
     s3, fake, _ = world
     settings = capture_job(url("rotated"), Fraction(1), 1)
-    settings["Inputs"][0]["VideoSelector"]["Rotate"] = "AUTO"
+    assert settings["Inputs"][0]["VideoSelector"] == {"Rotate": "AUTO"}
     assert submit(fake, settings)["Status"] == "COMPLETE"
     image, _ = picture(s3, "frames/frame.0000000.jpg", tmp_path)
     assert image.shape[:2] == (320, 240)

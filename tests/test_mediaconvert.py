@@ -14,13 +14,16 @@ import pytest
 from botocore.stub import Stubber
 
 from highlights.errors import ConfigError, InputError
-from highlights.matches import is_video_key, match_for_object, match_id, prefixes
+from highlights.matches import is_video_key, match_id
 from highlights.mediaconvert import (
+    CAPTURE_SHORT_SIDE,
+    SourceInfo,
     capture_count,
     client_request_token,
     clip_settings,
     frame_capture_settings,
     reel_settings,
+    request_key,
     source_info,
 )
 from highlights.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
@@ -29,6 +32,12 @@ from tests import airflow_env
 
 ROLE = "arn:aws:iam::123456789012:role/mediaconvert"
 SOURCE = "s3://input/incoming/final.mp4"
+PROXY = "s3://work/proxies/m1/proxy"
+FULL_HD = SourceInfo(duration=60.0, fps=25.0, has_audio=True, width=1920, height=1080)
+
+
+def capture(destination: str, rate: float, info: SourceInfo = FULL_HD, short: int = 256) -> dict:
+    return frame_capture_settings(SOURCE, destination, PROXY, rate, info, short)
 
 
 def mediaconvert_client():
@@ -76,15 +85,6 @@ def test_match_id_refuses_a_folder_key():
         match_id("incoming/", "etag")
 
 
-def test_prefixes_are_deterministic_and_per_match():
-    match = match_for_object("incoming/final.mp4", '"e1"')
-    paths = prefixes(match)
-    assert paths == prefixes(match.match_id)
-    assert paths.frames == f"frames/{match.match_id}/"
-    assert paths.clip_base(3) == f"highlights/{match.match_id}/clips/clip-003"
-    assert paths.email_marker.startswith(paths.highlights)
-
-
 def test_only_video_keys_count_as_uploads():
     assert is_video_key("incoming/a.MP4")
     assert not is_video_key("incoming/")
@@ -95,27 +95,91 @@ def test_only_video_keys_count_as_uploads():
 
 
 def test_frame_capture_is_valid_for_the_mediaconvert_api():
-    submit(frame_capture_settings(SOURCE, "s3://work/frames/m1/", 5.0, 60.0))
+    submit(capture("s3://work/frames/m1/", 5.0))
+
+
+def test_frame_capture_job_also_writes_a_small_proxy_outside_the_frames():
+    settings = capture("s3://work/frames/m1/", 5.0)
+    codecs = [
+        group["Outputs"][0]["VideoDescription"]["CodecSettings"]["Codec"]
+        for group in settings["OutputGroups"]
+    ]
+    assert codecs == ["FRAME_CAPTURE", "H_264"]
+    proxy = settings["OutputGroups"][1]
+    assert proxy["OutputGroupSettings"]["FileGroupSettings"]["Destination"] == PROXY
+    video = proxy["Outputs"][0]["VideoDescription"]
+    assert (video["Width"], video["Height"]) == (640, 360)
+    assert video["CodecSettings"]["H264Settings"]["MaxBitrate"] <= 1_000_000
+    assert proxy["Outputs"][0]["AudioDescriptions"]  # a regular audio and video output
+
+
+def test_proxy_inside_the_frames_prefix_is_refused():
+    with pytest.raises(InputError, match="must not be written among the frames"):
+        frame_capture_settings(SOURCE, "s3://work/f/", "s3://work/f/proxy", 5.0, FULL_HD)
+
+
+def test_frames_are_captured_at_the_backbones_short_side():
+    settings = capture("s3://work/f/", 5.0, short=CAPTURE_SHORT_SIDE["efficientnet_lite0"])
+    video = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]
+    assert (video["Width"], video["Height"]) == (456, 256)
+
+
+def test_rotated_source_is_captured_upright_at_the_short_side():
+    phone = SourceInfo(duration=10.0, fps=30.0, has_audio=False, width=1920, height=1080,
+                       rotation=90)  # fmt: skip
+    settings = capture("s3://work/f/", 5.0, phone, short=299)
+    video = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]
+    assert (video["Width"], video["Height"]) == (300, 532)  # even sizes: 299 -> 300
+    assert settings["Inputs"][0]["VideoSelector"] == {"Rotate": "AUTO"}
+
+
+def test_small_sources_are_not_scaled_up():
+    small = SourceInfo(duration=10.0, fps=25.0, has_audio=False, width=320, height=240)
+    settings = capture("s3://work/f/", 5.0, small)
+    for group in settings["OutputGroups"]:
+        video = group["Outputs"][0]["VideoDescription"]
+        assert "Width" not in video and "Height" not in video
+
+
+def test_backbone_short_sides_match_the_backbones():
+    from highlights.backbones.efficientnet_lite import GEOMETRY as LITE
+    from highlights.backbones.inception import GEOMETRY as INCEPTION
+
+    assert {
+        "efficientnet_lite0": LITE.resize_short,
+        "inception_v3": INCEPTION.resize_short,
+    } == CAPTURE_SHORT_SIDE
+
+
+def test_every_input_rotates_as_its_metadata_says():
+    segments = [Segment(1, 2, 0.9, "Goal"), Segment(5, 6, 0.9, "Goal")]
+    jobs = [
+        capture("s3://work/f/", 5.0),
+        clip_settings(SOURCE, segments[0], "s3://h/c", 30, False),
+        reel_settings(SOURCE, segments, "s3://h/reel", 30, False),
+    ]
+    selectors = [item["VideoSelector"] for job in jobs for item in job["Inputs"]]
+    assert selectors == [{"Rotate": "AUTO"}] * 4
 
 
 def test_frame_capture_samples_at_the_rate_with_enough_captures():
-    settings = frame_capture_settings(SOURCE, "s3://work/frames/m1", 5.0, 60.0)
+    settings = capture("s3://work/frames/m1", 5.0)
     output = settings["OutputGroups"][0]["Outputs"][0]
-    capture = output["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
+    frames = output["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
     assert output["VideoDescription"]["CodecSettings"]["Codec"] == "FRAME_CAPTURE"
-    assert (capture["FramerateNumerator"], capture["FramerateDenominator"]) == (5, 1)
-    assert capture["MaxCaptures"] == 301  # t = 0, 0.2, ..., 60.0
+    assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 1)
+    assert frames["MaxCaptures"] == 301  # t = 0, 0.2, ..., 60.0
     group = settings["OutputGroups"][0]["OutputGroupSettings"]
     assert group["FileGroupSettings"]["Destination"] == "s3://work/frames/m1/frame"
     assert settings["Inputs"][0]["TimecodeSource"] == "ZEROBASED"
 
 
 def test_fractional_rates_become_an_exact_fraction():
-    settings = frame_capture_settings(SOURCE, "s3://work/f/", 2.5, 10.0)
-    capture = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"][
+    settings = capture("s3://work/f/", 2.5)
+    frames = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"][
         "FrameCaptureSettings"
     ]
-    assert (capture["FramerateNumerator"], capture["FramerateDenominator"]) == (5, 2)
+    assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 2)
 
 
 def test_capture_count_is_bounded():
@@ -179,10 +243,17 @@ def test_reel_without_ranges_is_refused():
         reel_settings(SOURCE, [], "s3://h/reel", 25.0, False)
 
 
-def test_request_token_is_stable_per_match_and_purpose():
-    assert client_request_token("m1", "clip-000") == client_request_token("m1", "clip-000")
-    assert client_request_token("m1", "clip-000") != client_request_token("m1", "clip-001")
-    assert client_request_token("m1", "reel") != client_request_token("m2", "reel")
+def test_request_key_and_token_are_stable_per_request():
+    settings = clip_settings(SOURCE, Segment(1, 2, 0.9, "Goal"), "s3://h/c", 30, False)
+    key = request_key("m1", "clip-000", settings)
+    assert key == request_key("m1", "clip-000", settings)
+    assert key != request_key("m1", "clip-001", settings)
+    assert key != request_key("m2", "clip-000", settings)
+    other = clip_settings(SOURCE, Segment(1, 3, 0.9, "Goal"), "s3://h/c", 30, False)
+    assert key != request_key("m1", "clip-000", other)
+    assert client_request_token(key) == client_request_token(key)
+    assert client_request_token(key) != client_request_token(key, attempt=1)
+    assert len(client_request_token(key)) <= 64
 
 
 # --- probe --------------------------------------------------------------------------------------
@@ -317,7 +388,7 @@ def job(status: str, **extra) -> dict:
 def operator(plugin, **kwargs):
     return plugin.MediaConvertCreateJobOperator(
         task_id="capture",
-        settings=frame_capture_settings(SOURCE, "s3://w/frames/m/", 5.0, 10.0),
+        settings=capture("s3://w/frames/m/", 5.0),
         role_arn=ROLE,
         match_id="final-0123456789ab",
         purpose="frames",
@@ -326,16 +397,23 @@ def operator(plugin, **kwargs):
     )
 
 
-def test_operator_submits_with_a_token_from_match_and_purpose(plugin, stubbed):
+NO_JOBS = {"Jobs": []}
+
+
+def test_operator_submits_with_a_token_from_the_request(plugin, stubbed):
     op = operator(plugin, wait_for_completion=False)
+    key = request_key("final-0123456789ab", "frames", op.settings)
+    stubbed.add_response(
+        "list_jobs", NO_JOBS, {"MaxResults": 20, "Order": "DESCENDING", "Queue": "Default"}
+    )
     stubbed.add_response(
         "create_job",
         {"Job": job("SUBMITTED")},
         {
             "Role": ROLE,
             "Settings": op.settings,
-            "ClientRequestToken": client_request_token("final-0123456789ab", "frames"),
-            "UserMetadata": {"match_id": "final-0123456789ab", "purpose": "frames"},
+            "ClientRequestToken": client_request_token(key),
+            "UserMetadata": {"match_id": "final-0123456789ab", "purpose": "frames", "request": key},
         },
     )
     ti = RecordingTI()
@@ -347,6 +425,7 @@ def test_operator_submits_with_a_token_from_match_and_purpose(plugin, stubbed):
 def test_operator_defers_to_the_trigger_while_the_job_runs(plugin, stubbed):
     from airflow.sdk.exceptions import TaskDeferred
 
+    stubbed.add_response("list_jobs", NO_JOBS)
     stubbed.add_response("create_job", {"Job": job("PROGRESSING")})
     with pytest.raises(TaskDeferred) as deferred:
         operator(plugin).execute({"ti": RecordingTI()})
@@ -355,6 +434,7 @@ def test_operator_defers_to_the_trigger_while_the_job_runs(plugin, stubbed):
 
 
 def test_operator_polling_fails_with_the_jobs_error_message(plugin, stubbed):
+    stubbed.add_response("list_jobs", NO_JOBS)
     stubbed.add_response("create_job", {"Job": job("SUBMITTED")})
     stubbed.add_response(
         "get_job", {"Job": job("ERROR", ErrorCode=1010, ErrorMessage="Unable to open input file")}
