@@ -70,6 +70,16 @@ def s3() -> Any:
     return S3Hook(aws_conn_id=AWS_CONN, region_name=aws().region, config=config).get_conn()
 
 
+def s3_links() -> Any:
+    """The S3 client that signs the email's links: the regional virtual-hosted endpoint."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from highlights.storage import link_client
+
+    region = aws().region
+    return link_client(S3Hook(aws_conn_id=AWS_CONN, region_name=region).get_session(), region)
+
+
 def client(name: str) -> Any:
     from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 

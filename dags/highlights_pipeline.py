@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import highlights_steps as steps
@@ -49,6 +49,7 @@ from highlights_airflow import backend as _backend
 from highlights_airflow import client as _client
 from highlights_airflow import local as _local
 from highlights_airflow import s3 as _s3
+from highlights_airflow import s3_links as _s3_links
 from highlights_airflow import targets as _targets
 from mediaconvert import MediaConvertCreateJobOperator, MediaConvertHook
 from sagemaker_processing import SageMakerProcessingOnceOperator
@@ -59,6 +60,14 @@ log = logging.getLogger(__name__)
 _aws_var = aws_var
 CLAIM = "aws.claim_upload"
 RESULTS_URL = "{{ ti.xcom_pull(task_ids='" + CLAIM + "')['highlights_url'] }}"
+PLAN = "aws.plan_upload"
+
+
+def _planned(field: str) -> str:
+    """A template for one field of the run's plan (`plan_upload`), rendered when the task runs."""
+    return "{{ ti.xcom_pull(task_ids='" + PLAN + "')['" + field + "'] }}"
+
+
 # Mapped clip jobs are labelled with the range they cut, in source timecode.
 _CLIPPING = "task.settings.Inputs[0].InputClippings[0]"
 CLIP_LABEL = "{{ task.purpose }} {{ %s.StartTimecode }}-{{ %s.EndTimecode }}" % (  # noqa: UP031
@@ -127,6 +136,13 @@ def _note_failure(context: dict[str, Any]) -> None:
         ),
         "instance_type": Param("ml.m5.xlarge", type="string"),
         "features_instances": Param(1, type="integer", minimum=1),
+        "volume_gb": Param(
+            0,
+            type="integer",
+            minimum=0,
+            maximum=16384,
+            description="aws: processing volume per instance (GB); 0: sized from the match",
+        ),
     },
 )
 def highlights_pipeline() -> None:
@@ -303,88 +319,110 @@ def highlights_pipeline() -> None:
             return asdict(source_info(hook.probe(match["source_url"]), match["source_url"]))
 
         @task
-        def frame_capture_settings(match: dict, source: dict, params: dict) -> dict:
-            """The MediaConvert frame-capture job's settings."""
-            from highlights.mediaconvert import frame_capture_settings as build
-
-            return build(
-                match["source_url"], match["frames_url"], params["capture_rate"], source["duration"]
-            )
-
-        @task
-        def features_job(match: dict, params: dict) -> dict:
-            """The features processing job's request."""
-            from highlights.sagemaker_jobs import features_job as build
-
-            settings = _aws().processing(params["instance_type"], params["features_instances"])
-            return build(
-                match["match_id"],
-                match["frames_url"],
-                match["features_url"],
-                settings,
-                capture_rate=params["capture_rate"],
+        def plan_upload(match: dict, params: dict) -> dict:
+            """Name this run's outputs and jobs by what determines them: the features recipe
+            (backbone, rate, frame size) and the decision (recipe, model, targets, threshold)."""
+            return steps.plan_upload(
+                _s3(),
+                _aws(),
+                match,
                 backbone=params["backbone"],
-            )
-
-        @task
-        def scores_job(match: dict, source: dict, params: dict) -> dict:
-            """The scoring processing job's request."""
-            from highlights.sagemaker_jobs import scores_job as build
-
-            settings = _aws()
-            return build(
-                match["match_id"],
-                match["features_url"],
-                match["scores_url"],
-                settings.processing(params["instance_type"], 1),
-                table=settings.results_table,
-                region=settings.region,
+                capture_rate=params["capture_rate"],
                 targets=_targets(params),
                 threshold=params["threshold"],
-                duration=source["duration"],
-                video_name=PurePosixPath(match["key"]).name,
-                model_uri=settings.model_data_uri or None,
-                endpoint=None if settings.model_data_uri else settings.endpoint_name,
             )
 
         @task
-        def find_ranges(match: dict) -> list[dict]:
-            """Publish the scoring job's segments.json beside the clips; its ranges."""
-            return steps.publish_ranges(_s3(), _aws(), match)
+        def frame_capture_settings(run: dict, source: dict, params: dict) -> dict:
+            """The MediaConvert frame-capture job's settings: frames at the backbone's input size,
+            and the proxy MP4 MediaConvert requires beside a frame capture."""
+            from highlights.aws_plan import capture_request
+            from highlights.mediaconvert import SourceInfo
+
+            return capture_request(
+                steps.run_plan(run),
+                SourceInfo(**source),
+                params["backbone"],
+                params["capture_rate"],
+            )
 
         @task
-        def clip_jobs(match: dict, source: dict, ranges: list[dict]) -> list[dict]:
+        def features_job(run: dict, source: dict, params: dict) -> dict:
+            """The features processing job's request; its volume sized from the match's length
+            unless the run's `volume_gb` param sets it."""
+            from highlights.aws_plan import features_request, volume_gb
+            from highlights.mediaconvert import SourceInfo
+
+            instances = params["features_instances"]
+            size = params["volume_gb"] or volume_gb(
+                SourceInfo(**source), params["backbone"], params["capture_rate"], instances
+            )
+            return features_request(
+                steps.run_plan(run),
+                _aws().processing(params["instance_type"], instances, size),
+                backbone=params["backbone"],
+                rate=params["capture_rate"],
+            )
+
+        @task
+        def scores_job(run: dict, source: dict, params: dict) -> dict:
+            """The scoring processing job's request."""
+            from highlights.aws_plan import scores_request
+            from highlights.mediaconvert import SourceInfo
+
+            settings = _aws()
+            return scores_request(
+                steps.run_plan(run),
+                settings,
+                settings.processing(params["instance_type"], 1),
+                SourceInfo(**source),
+                targets=_targets(params),
+                threshold=params["threshold"],
+            )
+
+        @task
+        def find_ranges(run: dict) -> list[dict]:
+            """Publish the scoring job's segments.json in the results folder; its ranges."""
+            return steps.publish_ranges(_s3(), _aws(), run)
+
+        @task
+        def clip_jobs(run: dict, source: dict, ranges: list[dict]) -> list[dict]:
             """One MediaConvert job request per range."""
-            return steps.clip_jobs(match, source, ranges)
+            return steps.clip_jobs(run, source, ranges)
 
         @task
-        def reel_job(match: dict, source: dict, ranges: list[dict]) -> dict:
+        def reel_job(run: dict, source: dict, ranges: list[dict]) -> dict:
             """The reel's job settings (skipped when nothing was detected)."""
-            settings = steps.reel_job(match, source, ranges)
+            settings = steps.reel_job(run, source, ranges)
             if settings is None:
                 raise AirflowSkipException("no highlights: no reel")
             return settings
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        def send_email(match: dict, ranges: list[dict]) -> str:
-            """Email expiring links to the clips and reel (once per match)."""
-            return steps.send_email_once(_s3(), _client("ses"), _aws(), match, ranges)
+        def send_email(run: dict, ranges: list[dict]) -> str:
+            """Email expiring links to the clips and reel (once per decision)."""
+            return steps.send_email_once(_s3(), _s3_links(), _client("ses"), _aws(), run, ranges)
 
         @task(outlets=[MATCH_RESULTS])
-        def finish_upload(match: dict, ranges: list[dict], run_id: str, outlet_events) -> dict:
+        def finish_upload(
+            match: dict, run: dict, ranges: list[dict], run_id: str, outlet_events
+        ) -> dict:
             """Mark the upload done (no dispatcher starts it again) and announce the results."""
             steps.finish_upload(_s3(), _aws(), match, run_id)
-            results = steps.upload_results(match, len(ranges))
+            results = steps.upload_results(run, len(ranges))
             outlet_events[MATCH_RESULTS].extra = results
             return results
 
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def delete_scratch(match: dict | None, folder: str) -> int:
-            """Remove one of the match's scratch folders (frames, features, scores)."""
-            if not match:
-                raise AirflowSkipException("no upload was claimed")
-            prefix = getattr(steps.prefixes(match["match_id"]), folder)
-            return steps.delete_prefix(_s3(), _aws().work_bucket, prefix)
+        @task
+        def delete_scratch(run: dict, folder: str) -> int:
+            """Remove a scratch folder (frames, proxy, scores) once what reads it succeeded.
+
+            Only after success: a failed run keeps its inputs for a manual re-run, and the work
+            bucket's lifecycle rule expires whatever is left. Features are kept (and expire) so
+            that a re-run with new decision settings re-scores only."""
+            return steps.delete_prefix(
+                _s3(), _aws().work_bucket, steps.run_plan(run).scratch(folder)
+            )
 
         job_args = {
             "role_arn": _aws_var("mediaconvert_role_arn"),
@@ -405,53 +443,56 @@ def highlights_pipeline() -> None:
 
         match = claim_upload()
         source = probe_upload(match)
+        run = plan_upload(match)
         capture = MediaConvertCreateJobOperator(
             task_id="capture_frames",
-            settings=frame_capture_settings(match, source),
+            settings=frame_capture_settings(run, source),
             purpose="frames",
+            skip_when_present=_planned("features_url"),
             pool=MEDIACONVERT_POOL,
             doc_md="MediaConvert frame capture at the model's rate into the work bucket.",
             **job_args,
         )
         extract = SageMakerProcessingOnceOperator(
             task_id="extract_features",
-            config=features_job(match),
+            config=features_job(run, source),
             pool=SAGEMAKER_POOL,
             doc_md="SageMaker Processing: backbone features of the frames, sharded by key.",
             **sagemaker_args,
         )
         score = SageMakerProcessingOnceOperator(
             task_id="score_windows",
-            config=scores_job(match, source),
+            config=scores_job(run, source),
+            done_when_present=_planned("results_url") + "segments.json",
             pool=SAGEMAKER_POOL,
             doc_md="SageMaker Processing: window scores, DynamoDB items and segments.json.",
             **sagemaker_args,
         )
-        ranges = find_ranges(match)
+        ranges = find_ranges(run)
         cut = MediaConvertCreateJobOperator.partial(
             task_id="cut_clip",
             pool=MEDIACONVERT_POOL,
             doc_md="One MediaConvert job per highlight range.",
             map_index_template=CLIP_LABEL,
             **job_args,
-        ).expand_kwargs(clip_jobs(match, source, ranges))
+        ).expand_kwargs(clip_jobs(run, source, ranges))
         reel = MediaConvertCreateJobOperator(
             task_id="make_reel",
-            settings=reel_job(match, source, ranges),
+            settings=reel_job(run, source, ranges),
             purpose="reel",
             pool=MEDIACONVERT_POOL,
             doc_md="One MediaConvert job joining every range into the reel.",
             **job_args,
         )
-        sent = send_email(match, ranges)
-        sent >> finish_upload(match, ranges)
+        sent = send_email(run, ranges)
+        sent >> finish_upload(match, run, ranges)
 
         branch >> match
         capture >> extract >> score >> ranges
         [cut, reel] >> sent
-        extract >> delete_scratch.override(task_id="delete_frames")(match, "frames")
-        score >> delete_scratch.override(task_id="delete_features")(match, "features")
-        ranges >> delete_scratch.override(task_id="delete_scores")(match, "scores")
+        extract >> delete_scratch.override(task_id="delete_frames")(run, "frames")
+        extract >> delete_scratch.override(task_id="delete_proxy")(run, "proxy")
+        ranges >> delete_scratch.override(task_id="delete_scores")(run, "scores")
 
 
 highlights_pipeline()

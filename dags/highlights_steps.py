@@ -14,43 +14,29 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from highlights import aws_plan
+from highlights.aws_plan import (  # noqa: F401 (the DAG files read these from here)
+    AWS_KEYS,
+    AWS_REQUIRED,
+    AWS_VARIABLE,
+    AwsSettings,
+    RunPlan,
+    aws_settings,
+    run_plan,
+)
 from highlights.claims import Claim, S3Claims
 from highlights.config import Config
 from highlights.errors import ConfigError, InputError, SupersededError
 from highlights.inbox import LocalInbox
-from highlights.matches import (
-    HIGHLIGHTS_ROOT,
-    Match,
-    MatchPrefixes,
-    match_for_object,
-    prefixes,
-    s3_url,
-)
-from highlights.mediaconvert import clip_settings, reel_settings
-from highlights.sagemaker_jobs import ProcessingSettings
+from highlights.matches import HIGHLIGHTS_ROOT, Match, match_for_object, s3_url
+from highlights.mediaconvert import SourceInfo
 from highlights.segments import Segment, read_segments_json
 from highlights.storage import S3Storage
 
-AWS_VARIABLE = "highlights_aws"
 LOCAL_VARIABLE = "highlights_local"
 TARGETS_VARIABLE = "highlights_targets"
 BACKEND_VARIABLE = "highlights_backend"
 BACKENDS = ("local", "aws")
-
-AWS_KEYS = (
-    "region", "input_bucket", "input_prefix", "work_bucket", "highlights_bucket",
-    "results_table", "upload_queue_url", "mediaconvert_role_arn", "mediaconvert_endpoint",
-    "sagemaker_role_arn", "processing_image_uri", "endpoint_name", "model_data_uri",
-    "sender_email", "recipient_emails", "link_expiry_seconds",
-)  # fmt: skip
-AWS_REQUIRED = (
-    "region", "input_bucket", "work_bucket", "highlights_bucket", "results_table",
-    "mediaconvert_role_arn", "sagemaker_role_arn", "processing_image_uri", "sender_email",
-    "recipient_emails",
-)  # fmt: skip
-
-
-# --- configuration ----------------------------------------------------------------------------
 
 
 def choose_backend(param: str | None, variable: str | None) -> str:
@@ -96,56 +82,6 @@ class DispatchSettings:
 
 
 @dataclass(frozen=True)
-class AwsSettings:
-    """The `highlights_aws` Variable (Terraform's `airflow_variables` output), checked."""
-
-    region: str
-    input_bucket: str
-    work_bucket: str
-    highlights_bucket: str
-    results_table: str
-    mediaconvert_role_arn: str
-    sagemaker_role_arn: str
-    processing_image_uri: str
-    sender_email: str
-    recipient_emails: tuple[str, ...]
-    input_prefix: str = ""
-    link_expiry_seconds: int = 7 * 24 * 3600
-    upload_queue_url: str = ""
-    mediaconvert_endpoint: str = ""
-    endpoint_name: str = ""
-    model_data_uri: str = ""
-
-    def processing(self, instance_type: str, instance_count: int) -> ProcessingSettings:
-        return ProcessingSettings(
-            role_arn=self.sagemaker_role_arn,
-            image_uri=self.processing_image_uri,
-            instance_type=instance_type,
-            features_instance_count=instance_count,
-        )
-
-
-def aws_settings(variable: Mapping[str, Any] | None) -> AwsSettings:
-    if not variable:
-        raise ConfigError(f"the `{AWS_VARIABLE}` Variable is not set (JSON, see dags/README.md)")
-    unknown = sorted(set(variable) - set(AWS_KEYS))
-    if unknown:
-        raise ConfigError(f"`{AWS_VARIABLE}`: unknown keys {unknown}")
-    missing = [k for k in AWS_REQUIRED if not variable.get(k)]
-    if missing:
-        raise ConfigError(f"`{AWS_VARIABLE}`: missing {', '.join(missing)}")
-    values = dict(variable)
-    recipients = values.get("recipient_emails") or []
-    values["recipient_emails"] = tuple([recipients] if isinstance(recipients, str) else recipients)
-    values["link_expiry_seconds"] = int(values.get("link_expiry_seconds") or 7 * 24 * 3600)
-    values["input_prefix"] = _folder(values.get("input_prefix") or "")
-    settings = AwsSettings(**{k: v for k, v in values.items() if v is not None})
-    if not settings.endpoint_name and not settings.model_data_uri:
-        raise ConfigError(f"`{AWS_VARIABLE}`: set model_data_uri or endpoint_name")
-    return settings
-
-
-@dataclass(frozen=True)
 class LocalSettings:
     """The `highlights_local` Variable: the watched folder, where results go, the model."""
 
@@ -172,11 +108,6 @@ def local_settings(variable: Mapping[str, Any] | None, home: Path) -> LocalSetti
         model_dir=Path(variable.get("model_dir", base / "model")),
         settle_seconds=float(variable.get("settle_seconds", 5.0)),
     )
-
-
-def _folder(prefix: str) -> str:
-    prefix = prefix.lstrip("/")
-    return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
 
 
 # --- local backend ----------------------------------------------------------------------------
@@ -334,6 +265,7 @@ def claim_upload(
             "the run has no `key` param: the highlights_uploads DAG starts one run per upload, "
             "or trigger highlights_pipeline with `key` (and `etag`) set"
         )
+    aws_plan.check_upload_key(settings, key)
     where = s3_url(settings.input_bucket, key)
     condition = {"IfMatch": f'"{etag.strip(chr(34))}"'} if etag else {}
     try:
@@ -381,50 +313,64 @@ def note_upload_error(
 
 
 def match_info(settings: AwsSettings, match: Match) -> dict[str, Any]:
-    """The JSON-safe description of a match that every later task reads from XCom."""
-    paths = prefixes(match)
+    """The JSON-safe description of a match that the run's later tasks read from XCom."""
     return {
         "match_id": match.match_id,
         "key": match.key,
         "etag": match.etag,
         "source_url": s3_url(settings.input_bucket, match.key),
-        "frames_url": s3_url(settings.work_bucket, paths.frames),
-        "features_url": s3_url(settings.work_bucket, paths.features),
-        "scores_url": s3_url(settings.work_bucket, paths.scores),
-        "highlights_url": s3_url(settings.highlights_bucket, paths.highlights),
+        "highlights_url": s3_url(settings.highlights_bucket, f"{HIGHLIGHTS_ROOT}{match.match_id}/"),
         "highlights_bucket": settings.highlights_bucket,
     }
 
 
-def _prefixes(match: Mapping[str, Any]) -> MatchPrefixes:
-    return prefixes(match["match_id"])
+def plan_upload(
+    s3: Any,
+    settings: AwsSettings,
+    match: Mapping[str, Any],
+    *,
+    backbone: str,
+    capture_rate: float,
+    targets: Sequence[str],
+    threshold: float,
+) -> dict[str, Any]:
+    """Where this run reads and writes and its jobs' names, from what determines each output
+    (the model by its S3 ETags)."""
+    plan = aws_plan.plan_run(
+        settings,
+        Match(match["match_id"], match["key"], match["etag"]),
+        backbone=backbone,
+        capture_rate=capture_rate,
+        targets=targets,
+        threshold=threshold,
+        model=aws_plan.model_digest(s3, settings),
+    )
+    return plan.as_dict()
 
 
 # --- aws backend: ranges and clips ------------------------------------------------------------
 
 
-def publish_ranges(
-    s3: Any, settings: AwsSettings, match: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """The ranges the scoring job decided: its segments.json, copied beside the clips.
+def publish_ranges(s3: Any, settings: AwsSettings, run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The ranges the scoring job decided: its segments.json, copied into the results folder.
 
-    A re-run adopts the finished scoring job, whose work copy the cleanup may have deleted;
-    then the copy published by the first run is the decision.
+    A re-run of the same decision finds the published copy (the scoring job is not run again,
+    and its work copy is gone).
     """
-    paths = _prefixes(match)
-    published = f"{paths.highlights}segments.json"
-    work = S3Storage(settings.work_bucket, s3)
+    plan = run_plan(run)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "segments.json"
         try:
-            work.get_file(f"{paths.scores}segments.json", path)
+            S3Storage(settings.work_bucket, s3).get_file(
+                f"{plan.key_of(plan.scores_url)}segments.json", path
+            )
         except InputError:
-            S3Storage(settings.highlights_bucket, s3).get_file(published, path)
+            S3Storage(settings.highlights_bucket, s3).get_file(plan.segments_key, path)
         else:
             s3.upload_file(
                 str(path),
                 settings.highlights_bucket,
-                published,
+                plan.segments_key,
                 ExtraArgs={"ContentType": "application/json"},
             )
         segments = read_segments_json(path).segments
@@ -432,51 +378,32 @@ def publish_ranges(
 
 
 def clip_jobs(
-    match: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
+    run: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """One MediaConvert job request per range, for `.expand_kwargs`: settings and purpose."""
-    paths = _prefixes(match)
-    bucket = match["highlights_bucket"]
-    return [
-        {
-            "settings": clip_settings(
-                match["source_url"],
-                Segment(**segment),
-                s3_url(bucket, paths.clip_base(index)),
-                source["fps"],
-                source["has_audio"],
-            ),
-            "purpose": f"clip-{index:03d}",
-        }
-        for index, segment in enumerate(segments)
-    ]
-
-
-def reel_job(
-    match: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
-) -> dict[str, Any] | None:
-    """The reel's job settings, or None when nothing was detected."""
-    if not segments:
-        return None
-    bucket = match["highlights_bucket"]
-    return reel_settings(
-        match["source_url"],
-        [Segment(**s) for s in segments],
-        s3_url(bucket, _prefixes(match).reel_base),
-        source["fps"],
-        source["has_audio"],
+    return aws_plan.clip_requests(
+        run_plan(run), SourceInfo(**source), [Segment(**s) for s in segments]
     )
 
 
-def upload_results(match: Mapping[str, Any], count: int) -> dict[str, Any]:
+def reel_job(
+    run: Mapping[str, Any], source: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The reel's job settings, or None when nothing was detected."""
+    return aws_plan.reel_request(
+        run_plan(run), SourceInfo(**source), [Segment(**s) for s in segments]
+    )
+
+
+def upload_results(run: Mapping[str, Any], count: int) -> dict[str, Any]:
     """Where a finished match's clips and reel are (the asset event's `extra`)."""
-    paths = _prefixes(match)
-    bucket = match["highlights_bucket"]
+    plan = run_plan(run)
+    bucket = plan.highlights_bucket
     return {
-        "match_id": match["match_id"],
-        "clips": [s3_url(bucket, f"{paths.clip_base(i)}.mp4") for i in range(count)],
-        "reel": s3_url(bucket, f"{paths.reel_base}.mp4") if count else None,
-        "folder": match["highlights_url"],
+        "match_id": plan.match_id,
+        "clips": [s3_url(bucket, f"{plan.clip_base(i)}.mp4") for i in range(count)],
+        "reel": s3_url(bucket, f"{plan.reel_base}.mp4") if count else None,
+        "folder": plan.results_url,
     }
 
 
@@ -484,38 +411,38 @@ def upload_results(match: Mapping[str, Any], count: int) -> dict[str, Any]:
 
 
 def presigned_links(
-    s3: Any, settings: AwsSettings, match: Mapping[str, Any], count: int
+    links: Any, settings: AwsSettings, run: Mapping[str, Any], count: int
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Expiring links (the bucket is private): one per clip, then the reel and segments.json."""
-    paths = _prefixes(match)
-    storage = S3Storage(settings.highlights_bucket, s3)
+    """Expiring links (the bucket is private): one per clip, then the reel and segments.json.
 
-    def link(key: str) -> str:
-        return storage.url(key, settings.link_expiry_seconds)
-
-    clips = [(f"clip-{i:03d}.mp4", link(f"{paths.clip_base(i)}.mp4")) for i in range(count)]
-    extra = [("Highlight reel", link(f"{paths.reel_base}.mp4"))] if count else []
-    extra.append(("segments.json", link(f"{paths.highlights}segments.json")))
-    return clips, extra
+    `links` is an S3 client from `highlights.storage.link_client` (regional host)."""
+    storage = S3Storage(settings.highlights_bucket, links)
+    every = [
+        (label, storage.url(key, settings.link_expiry_seconds))
+        for label, key in aws_plan.link_keys(run_plan(run), count)
+    ]
+    return every[:count], every[count:]
 
 
 def send_email_once(
     s3: Any,
+    links: Any,
     ses: Any,
     settings: AwsSettings,
-    match: Mapping[str, Any],
+    run: Mapping[str, Any],
     segments: Sequence[Mapping[str, Any]],
 ) -> str:
-    """Email the links unless this match's email was already sent (a marker object records it)."""
+    """Email the links unless this decision's email was already sent (a marker records it)."""
     from highlights.notify import SesNotifier, build_notification
 
-    marker = _prefixes(match).email_marker
+    plan = run_plan(run)
+    marker = plan.email_marker
     if S3Storage(settings.highlights_bucket, s3).exists(marker):
         sent = _read_json(s3, settings.highlights_bucket, marker)
         return f"already sent: {sent.get('message')}"
-    clips, extra = presigned_links(s3, settings, match, len(segments))
+    clips, extra = presigned_links(links, settings, run, len(segments))
     notification = build_notification(
-        Path(match["key"]).name,
+        Path(plan.key).name,
         [Segment(**s) for s in segments],
         clips,
         None,

@@ -1,8 +1,9 @@
-"""Naming one uploaded match: a stable id from its object key and ETag, and where its outputs go.
+"""Naming one uploaded match: a stable id from its object key and ETag.
 
 The id is derived from what S3 says about the object, so the same upload always gets the same
 id (a re-run or retried task writes to the same places), while a new upload under the same key
-(new content, new ETag) gets a new one. Every output location is a pure function of the id.
+(new content, new ETag) gets a new one. Where a run's outputs go is `highlights/aws_plan.py`:
+below the id, named by what determines them.
 """
 
 from __future__ import annotations
@@ -27,28 +28,6 @@ class Match:
     match_id: str
     key: str  # object key in the input bucket
     etag: str  # S3 ETag without quotes
-
-
-@dataclass(frozen=True)
-class MatchPrefixes:
-    """Deterministic S3 prefixes (no bucket, each ending in '/') for one match."""
-
-    frames: str  # work bucket: JPEG frames captured by MediaConvert
-    features: str  # work bucket: feature shards written by the features job
-    scores: str  # work bucket: what the scoring job writes besides DynamoDB items
-    highlights: str  # highlights bucket: clips, reel, segments.json, report, email marker
-
-    def clip_base(self, index: int) -> str:
-        """Key of clip `index` without its extension (MediaConvert appends '.mp4')."""
-        return f"{self.highlights}clips/clip-{index:03d}"
-
-    @property
-    def reel_base(self) -> str:
-        return f"{self.highlights}reel"
-
-    @property
-    def email_marker(self) -> str:
-        return f"{self.highlights}email-sent.json"
 
 
 def is_video_key(key: str) -> bool:
@@ -79,17 +58,6 @@ def match_for_object(key: str, etag: str) -> Match:
 
 
 HIGHLIGHTS_ROOT = "highlights/"  # one folder per match below it, in the highlights bucket
-
-
-def prefixes(match: Match | str) -> MatchPrefixes:
-    """Where every output of the match lives; the same id always gives the same prefixes."""
-    mid = match.match_id if isinstance(match, Match) else match
-    return MatchPrefixes(
-        frames=f"frames/{mid}/",
-        features=f"features/{mid}/",
-        scores=f"scores/{mid}/",
-        highlights=f"{HIGHLIGHTS_ROOT}{mid}/",
-    )
 
 
 def s3_url(bucket: str, key: str) -> str:

@@ -178,3 +178,33 @@ def storage_at(uri: str, s3_client: Any | None = None) -> Storage:
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(f"{uri}: storage must be an s3:// URI or a local folder")
     return LocalStorage(Path(uri.removeprefix("file://")))
+
+
+def regional_s3_endpoint(region: str) -> str:
+    """S3's regional endpoint: "https://s3.region-code.amazonaws.com" (amazonaws.com.cn in China).
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html"""
+    if not region:
+        raise ConfigError("S3 links need the bucket's region")
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://s3.{region}.{suffix}"
+
+
+def link_client(session: Any, region: str) -> Any:
+    """An S3 client of `session` (boto3) that presigns links for the bucket's regional
+    virtual-hosted endpoint, `https://<bucket>.s3.<region>.amazonaws.com/<key>`.
+
+    Not the legacy global host `<bucket>.s3.amazonaws.com` (what boto3 signs for us-east-1, or
+    for a client without a region): S3 answers it with a 307 redirect while a new bucket's name
+    propagates (up to 24 hours), and a signed link cannot follow a redirect; Regions opened after
+    March 2019 refuse it. The endpoint is given explicitly, so an endpoint override meant for
+    the workers' own requests (a VPC endpoint, AWS_ENDPOINT_URL) never reaches a recipient.
+    https://docs.aws.amazon.com/AmazonS3/latest/API/UsingRouting.html
+    """
+    from botocore.config import Config  # in the `aws` extra only
+
+    return session.client(
+        "s3",
+        region_name=region,
+        endpoint_url=regional_s3_endpoint(region),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "virtual"}),
+    )

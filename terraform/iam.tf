@@ -46,6 +46,7 @@ data "aws_iam_policy_document" "mediaconvert" {
     actions = ["s3:PutObject"]
     resources = [
       "${local.bucket_arns.work}/${local.frames_prefix}*",
+      "${local.bucket_arns.work}/${local.proxies_prefix}*",
       "${local.bucket_arns.highlights}/${local.highlights_prefix}*/clips/*",
       "${local.bucket_arns.highlights}/${local.highlights_prefix}*/reel*",
     ]
@@ -171,6 +172,20 @@ data "aws_iam_policy_document" "sagemaker" {
     resources = [aws_dynamodb_table.results.arn]
   }
 
+  # AWS forces "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
+  # condition keeps it to SageMaker's own job metrics.
+  statement {
+    sid       = "PublishJobMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+
+    condition {
+      test     = "StringLike"
+      variable = "cloudwatch:namespace"
+      values   = ["/aws/sagemaker/*"]
+    }
+  }
+
   # The scores job may call the endpoint instead of loading the model itself.
   statement {
     sid       = "InvokeModelEndpoint"
@@ -201,6 +216,13 @@ data "aws_iam_policy_document" "airflow" {
     sid       = "DiscoverEndpointAndProbeInputs"
     actions   = ["mediaconvert:DescribeEndpoints", "mediaconvert:Probe"]
     resources = ["*"]
+  }
+
+  # The operator lists a queue's recent jobs to find the one an earlier try submitted.
+  statement {
+    sid       = "FindEarlierMediaConvertJobs"
+    actions   = ["mediaconvert:ListJobs"]
+    resources = ["arn:${local.partition}:mediaconvert:${local.arn_suffix}:queues/*"]
   }
 
   statement {
@@ -317,12 +339,13 @@ data "aws_iam_policy_document" "airflow" {
     resources = [for arn in values(local.bucket_arns) : "${arn}/*"]
   }
 
-  # The DAG deletes a match's frames and features once its clips exist.
+  # The DAG deletes a match's frames, proxy and scores once the steps that read them succeeded.
   statement {
     sid     = "CleanUpScratchObjects"
     actions = ["s3:DeleteObject"]
     resources = [
       "${local.bucket_arns.work}/${local.frames_prefix}*",
+      "${local.bucket_arns.work}/${local.proxies_prefix}*",
       "${local.bucket_arns.work}/${local.features_prefix}*",
       "${local.bucket_arns.work}/${local.scores_prefix}*",
     ]

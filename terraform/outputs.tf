@@ -21,9 +21,10 @@ output "airflow_variables" {
 }
 
 output "bucket_layout" {
-  description = "Fixed key prefixes (as in highlights/matches.py) the MediaConvert and SageMaker roles are scoped to."
+  description = "Fixed key prefixes (as in highlights/aws_plan.py) the MediaConvert and SageMaker roles are scoped to."
   value = {
     frames     = "s3://${module.work_bucket.id}/${local.frames_prefix}"
+    proxies    = "s3://${module.work_bucket.id}/${local.proxies_prefix}"
     features   = "s3://${module.work_bucket.id}/${local.features_prefix}"
     scores     = "s3://${module.work_bucket.id}/${local.scores_prefix}"
     highlights = "s3://${module.highlights_bucket.id}/${local.highlights_prefix}"

@@ -83,7 +83,7 @@ variable "kms_deletion_window_days" {
 
 variable "queue_visibility_timeout_seconds" {
   type        = number
-  description = "How long an upload message stays hidden after the DAG receives it, before it becomes visible again."
+  description = "The queue's default visibility timeout, for consumers that set none of their own. The highlights_uploads DAG sets its own on every receive ([highlights] upload_visibility_seconds, 900 s), so this does not apply to it."
   default     = 300
 
   validation {
@@ -137,8 +137,8 @@ variable "model_data_uri" {
   default     = ""
 
   validation {
-    condition     = var.model_data_uri == "" || can(regex("^s3://[a-z0-9.-]{3,63}/.+\\.tar\\.gz$", var.model_data_uri))
-    error_message = "model_data_uri must be an s3:// URI of a .tar.gz archive."
+    condition     = var.model_data_uri == "" || can(regex("^s3://[a-z0-9.-]{3,63}/(.+/)?model\\.tar\\.gz$", var.model_data_uri))
+    error_message = "model_data_uri must be an s3:// URI of an archive named model.tar.gz (the scoring job and the serving container unpack only that name)."
   }
 }
 

@@ -3,10 +3,12 @@
 What stands in for AWS, and why:
 - S3, DynamoDB, SageMaker and SES are moto, run as a threaded server on 127.0.0.1 (deferrable
   operators and sensors use aiobotocore, which in-process `mock_aws` cannot serve).
-- moto does not implement MediaConvert. `FakeMediaConvert` answers through botocore's
-  `Stubber`, so every request is checked against the real MediaConvert API model. To keep the
-  pipeline honest downstream, it does what the job settings ask with ffmpeg: frame capture
-  writes `frame.NNNNNNN.jpg` at the requested rate, clipping cuts at the requested timecodes.
+- moto does not implement MediaConvert. `tests/fake_mediaconvert.py` stands in for it: as strict
+  as the service (the full botocore model, the documented CreateJob rules, the one-minute
+  request-token window) and doing what each job asks with its own ffmpeg commands.
+- Every request any client makes during the module (the DAG's tasks, the provider's operators
+  and triggers, the processing entrypoints, and the test's own) is validated against its
+  botocore model in full by `strict_aws()` (tests/aws_strict.py); one violation fails the run.
 - moto records SageMaker processing jobs but runs no containers. `LocalProcessing` gives each
   job its effect by running the real `processing/*.py` entrypoint in this process on the job's
   inputs, downloaded from moto S3 per instance (ShardedByS3Key splits the frames), and uploads
@@ -21,19 +23,20 @@ import importlib
 import json
 import re
 import threading
+import urllib.parse
 import urllib.request
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from highlights.matches import match_for_object
-from highlights.segments import Segment
 from highlights.timecode import from_timecode
 from tests import airflow_env
+from tests.aws_rules import presigned_link_problems, unique_processing_job_names
+from tests.aws_strict import strict_aws
+from tests.fake_mediaconvert import FakeMediaConvert
 
 airflow_env.configure()
 
@@ -45,134 +48,6 @@ RECIPIENT = "coach@example.com"
 UPLOAD = "incoming/cup-final.mp4"
 
 
-# --- MediaConvert: botocore Stubber plus the jobs' effects --------------------------------------
-
-
-class FakeMediaConvert:
-    """The `mediaconvert` client the hook gets: validated by Stubber, effects made with ffmpeg."""
-
-    def __init__(self, s3: Any, scratch: Path) -> None:
-        self.s3 = s3
-        self.scratch = scratch
-        self.client = boto3.client(
-            "mediaconvert", region_name=REGION,
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        self.stub = Stubber(self.client)
-        self.stub.activate()
-        self.requests: list[dict] = []
-        self.jobs: dict[str, dict] = {}  # by ClientRequestToken, as MediaConvert dedupes
-        self.fail: dict[str, str] = {}  # purpose -> ErrorMessage
-        self.lock = threading.Lock()
-
-    def _call(self, operation: str, response: dict, params: dict) -> dict:
-        with self.lock:
-            self.stub.add_response(operation, response, params)
-            return getattr(self.client, operation)(**params)
-
-    def create_job(self, **params: Any) -> dict:
-        self.requests.append(params)
-        token = params["ClientRequestToken"]
-        if token not in self.jobs:
-            job_id = f"job-{len(self.jobs) + 1}"
-            purpose = params["UserMetadata"]["purpose"]
-            job = {"Id": job_id, "Role": params["Role"], "Settings": params["Settings"]}
-            job["UserMetadata"] = params["UserMetadata"]
-            if purpose in self.fail:
-                job.update(Status="ERROR", ErrorCode=1010, ErrorMessage=self.fail[purpose])
-            else:
-                self._perform(params["Settings"], job_id)
-                job["Status"] = "COMPLETE"
-            self.jobs[token] = job
-        submitted = {**self.jobs[token], "Status": "SUBMITTED"}
-        submitted.pop("ErrorMessage", None)
-        submitted.pop("ErrorCode", None)
-        return self._call("create_job", {"Job": submitted}, params)
-
-    def get_job(self, **params: Any) -> dict:
-        job = next(j for j in self.jobs.values() if j["Id"] == params["Id"])
-        return self._call("get_job", {"Job": job}, params)
-
-    def probe(self, **params: Any) -> dict:
-        from highlights.video import probe
-
-        info = probe(self._download(params["InputFiles"][0]["FileUrl"]))
-        rate = Fraction(info.fps).limit_denominator(1001)
-        tracks = [
-            {
-                "TrackType": "video",
-                "VideoProperties": {
-                    "FrameRate": {"Numerator": rate.numerator, "Denominator": rate.denominator},
-                    "Width": info.width,
-                    "Height": info.height,
-                },
-            }
-        ]
-        if info.has_audio:
-            tracks.append({"TrackType": "audio"})
-        response = {"ProbeResults": [{"Container": {"Duration": info.duration, "Tracks": tracks}}]}
-        return self._call("probe", response, params)
-
-    def _download(self, url: str) -> Path:
-        bucket, key = url[5:].split("/", 1)
-        local = self.scratch / "sources" / bucket / key
-        if not local.exists():
-            local.parent.mkdir(parents=True, exist_ok=True)
-            self.s3.download_file(bucket, key, str(local))
-        return local
-
-    def _perform(self, settings: dict, job_id: str) -> None:
-        group = settings["OutputGroups"][0]
-        destination = group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
-        codec = group["Outputs"][0]["VideoDescription"]["CodecSettings"]
-        work = self.scratch / job_id
-        work.mkdir(parents=True)
-        if codec["Codec"] == "FRAME_CAPTURE":
-            self._capture(settings["Inputs"][0], codec["FrameCaptureSettings"], destination, work)
-        else:
-            self._cut(settings["Inputs"], destination, work)
-
-    def _capture(self, source: dict, capture: dict, destination: str, work: Path) -> None:
-        import subprocess
-
-        from highlights.video import ffmpeg_exe
-
-        rate = f"{capture['FramerateNumerator']}/{capture['FramerateDenominator']}"
-        subprocess.run(
-            [
-                ffmpeg_exe(), "-v", "error", "-i", str(self._download(source["FileInput"])),
-                "-vf", f"fps={rate}:start_time=0:round=down", "-frames:v",
-                str(capture["MaxCaptures"]), "-start_number", "0", "-q:v", "4",
-                str(work / "frame.%07d.jpg"),
-            ],
-            check=True,
-        )  # fmt: skip
-        self._upload(sorted(work.glob("frame.*.jpg")), destination.rsplit("/", 1)[0] + "/")
-
-    def _cut(self, inputs: list[dict], destination: str, work: Path) -> None:
-        from highlights.clips import cut_clip, make_reel
-        from highlights.video import probe
-
-        parts = []
-        for item in inputs:
-            video = self._download(item["FileInput"])
-            fps = probe(video).fps
-            for clipping in item["InputClippings"]:
-                start = from_timecode(clipping["StartTimecode"], fps)
-                end = from_timecode(clipping["EndTimecode"], fps) + 1 / fps
-                parts.append(
-                    cut_clip(video, Segment(start, end, 1.0, "x"), work / f"{len(parts)}.mp4")
-                )
-        out = parts[0] if len(parts) == 1 else make_reel(parts, work / "joined.mp4")
-        bucket, key = destination[5:].split("/", 1)
-        self.s3.upload_file(str(out), bucket, f"{key}.mp4")
-
-    def _upload(self, files: list[Path], prefix_url: str) -> None:
-        bucket, prefix = prefix_url[5:].split("/", 1)
-        for path in files:
-            self.s3.upload_file(str(path), bucket, f"{prefix}{path.name}")
-
-
 # --- SageMaker Processing: the real entrypoints, run here ---------------------------------------
 
 
@@ -182,7 +57,7 @@ class LocalProcessing:
     def __init__(self, s3: Any, scratch: Path) -> None:
         self.s3 = s3
         self.scratch = scratch
-        self.crash: set[str] = set()  # job-name prefixes to fail, as a crashed container would
+        self.crash: set[tuple[str, str]] = set()  # (purpose, match id) of jobs that crash
         self.configs: dict[str, dict] = {}  # job name -> the CreateProcessingJob request
         self.uploaded: list[str] = []  # s3://bucket/key of every output file
         self.workers: list[threading.Thread] = []
@@ -190,7 +65,11 @@ class LocalProcessing:
     def run(self, config: dict) -> tuple[bool, str]:
         name = config["ProcessingJobName"]
         self.configs[name] = config
-        if any(name.startswith(prefix) for prefix in self.crash):
+        tags = {tag["Key"]: tag["Value"] for tag in config.get("Tags", [])}
+        if any(
+            name.startswith(f"hl-{purpose}-") and tags.get("match_id") == match_id
+            for purpose, match_id in self.crash
+        ):
             return False, "AlgorithmError: the container exited with code 137 (out of memory)"
         count = config["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
         module = importlib.import_module(config["AppSpecification"]["ContainerEntrypoint"][-1])
@@ -259,6 +138,7 @@ def sagemaker_job(name: str) -> Any:
 
 class World:
     def __init__(self, endpoint: str, scratch: Path, model_dir: Path) -> None:
+        self.endpoint = endpoint
         session = boto3.session.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )
@@ -266,8 +146,8 @@ class World:
         self.dynamodb = session.client("dynamodb", endpoint_url=endpoint)
         self.ses = session.client("ses", endpoint_url=endpoint)
         self.sagemaker = session.client("sagemaker", endpoint_url=endpoint)
-        self.mediaconvert = FakeMediaConvert(self.s3, scratch / "mediaconvert")
-        self.deferred: list[str] = []  # SageMaker jobs whose wait went to the trigger
+        self.mediaconvert = FakeMediaConvert(self.s3, scratch / "mediaconvert", region=REGION)
+        self.deferred: dict[str, int] = {}  # SageMaker job -> seconds its trigger waits at most
         self.processing = LocalProcessing(self.s3, scratch / "processing")
         self.variable = {
             "region": REGION,
@@ -324,10 +204,15 @@ class World:
 def world(tmp_path_factory, trained_model):
     airflow_env.migrate()
     patch = pytest.MonkeyPatch()
-    with airflow_env.moto_aws(patch, REGION) as endpoint:
+    with (
+        airflow_env.moto_aws(patch, REGION) as endpoint,
+        unique_processing_job_names(),
+        strict_aws() as requests,
+    ):
         patch.setenv("AWS_ENDPOINT_URL", endpoint)  # for boto3 inside the processing entrypoints
         scratch = tmp_path_factory.mktemp("aws-backend")
         world = World(endpoint, scratch, trained_model)
+        world.requests = requests
         airflow_env.set_variable(patch, "highlights_aws", world.variable)
         airflow_env.set_variable(patch, "highlights_backend", "aws")
         airflow_env.set_variable(patch, "highlights_targets", [TARGET])
@@ -380,7 +265,7 @@ def _route_clients_to_fakes(patch: pytest.MonkeyPatch, world: World) -> None:
     trigger_run = SageMakerTrigger.run
 
     def recorded_run(self):
-        world.deferred.append(self.job_name)
+        world.deferred[self.job_name] = self.waiter_delay * self.attempts
         return trigger_run(self)
 
     patch.setattr(SageMakerTrigger, "run", recorded_run)
@@ -404,6 +289,29 @@ def run_dag(world: World, conf: dict | None = None, run_id: str | None = None) -
     finally:
         for worker in world.processing.workers:
             worker.join()
+
+
+def plan(dag_run: Any) -> dict:
+    """The run's plan: where it read and wrote, and its jobs' names (task aws.plan_upload)."""
+    return airflow_env.xcom(dag_run, "aws.plan_upload")
+
+
+def results(plan: dict) -> str:
+    """The run's results folder (a key prefix in the highlights bucket)."""
+    return plan["results_url"].removeprefix("s3://match-highlights/")
+
+
+def read_json(world: World, bucket: str, key: str) -> Any:
+    return json.loads(world.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def requests_for(world: World, match_id: str, purpose: str | None = None) -> list[dict]:
+    return [
+        r
+        for r in world.mediaconvert.requests
+        if r["UserMetadata"]["match_id"] == match_id
+        and (purpose is None or r["UserMetadata"]["purpose"] == purpose)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -439,14 +347,16 @@ def test_the_upload_is_done_in_its_claim_record(world, first_run):
 
 def test_finished_match_is_announced_with_its_clips_and_reel(world, first_run):
     dag_run, match_id = first_run
+    folder = results(plan(dag_run))
+    assert folder.startswith(f"highlights/{match_id}/")
     extra = airflow_env.xcom(dag_run, "aws.finish_upload")
     assert extra["match_id"] == match_id
-    assert extra["folder"] == f"s3://match-highlights/highlights/{match_id}/"
-    clip_keys = world.keys("match-highlights", f"highlights/{match_id}/clips/")
+    assert extra["folder"] == f"s3://match-highlights/{folder}"
+    clip_keys = world.keys("match-highlights", f"{folder}clips/")
     assert [c.split("/", 3)[3] for c in extra["clips"]] == [
         k for k in clip_keys if k.endswith(".mp4")
     ]
-    assert extra["reel"] == f"s3://match-highlights/highlights/{match_id}/reel.mp4"
+    assert extra["reel"] == f"s3://match-highlights/{folder}reel.mp4"
 
 
 def test_a_run_for_a_replaced_upload_is_skipped_cleanly(world, synthetic_match, tmp_path):
@@ -478,7 +388,7 @@ def test_aws_tasks_link_to_their_jobs_and_the_match_results(world, first_run):
     features = airflow_env.xcom(
         dag_run, "aws.extract_features", key="_link_SageMakerProcessingJobLink"
     )
-    assert features.endswith(f"#/processing-jobs/hl-features-{match_id}")
+    assert features.endswith(f"#/processing-jobs/{plan(dag_run)['features_job_name']}")
     results = airflow_env.xcom(dag_run, "aws.cut_clip", 0, key="_link_MatchResultsLink")
     assert results == (
         f"https://{REGION}.console.aws.amazon.com/s3/buckets/match-highlights"
@@ -496,34 +406,61 @@ def test_clip_jobs_are_labelled_with_their_time_range(first_run):
 
 
 def test_frame_capture_job_samples_the_upload_at_the_capture_rate(world, first_run):
-    _, match_id = first_run
-    capture = next(
-        r for r in world.mediaconvert.requests if r["UserMetadata"]["purpose"] == "frames"
-    )
+    dag_run, match_id = first_run
+    (capture,) = requests_for(world, match_id, "frames")
     settings = capture["Settings"]
     assert settings["Inputs"][0]["FileInput"] == f"s3://match-uploads/{UPLOAD}"
     group = settings["OutputGroups"][0]
     destination = group["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
-    assert destination == f"s3://match-work/frames/{match_id}/frame"
+    assert destination == f"{plan(dag_run)['frames_url']}frame"
+    assert destination.startswith(f"s3://match-work/frames/{match_id}/")
     frames = group["Outputs"][0]["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
     assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 1)
     assert frames["MaxCaptures"] == 151  # 30 s at 5 frames/s, both ends
     assert capture["Role"] == world.variable["mediaconvert_role_arn"]
 
 
-def test_features_ran_sharded_over_two_instances(world, first_run):
+def test_frame_capture_writes_its_proxy_apart_from_the_frames(world, first_run):
+    dag_run, match_id = first_run
+    (capture,) = requests_for(world, match_id, "frames")
+    groups = capture["Settings"]["OutputGroups"]
+    proxy = groups[1]["OutputGroupSettings"]["FileGroupSettings"]["Destination"]
+    assert proxy == plan(dag_run)["proxy_url"]
+    assert proxy.startswith(f"s3://match-work/proxies/{match_id}/")
+    job = next(j for j in world.mediaconvert.jobs.values() if j["Settings"] == capture["Settings"])
+    assert job["Status"] == "COMPLETE"
+
+
+def test_every_job_turns_phone_video_upright(world, first_run):
     _, match_id = first_run
-    job = world.processing.configs[f"hl-features-{match_id}"]
+    selectors = [
+        item["VideoSelector"]
+        for request in requests_for(world, match_id)
+        for item in request["Settings"]["Inputs"]
+    ]
+    assert selectors and all(s == {"Rotate": "AUTO"} for s in selectors)
+
+
+def test_features_ran_sharded_over_two_instances(world, first_run):
+    dag_run, _ = first_run
+    job = world.processing.configs[plan(dag_run)["features_job_name"]]
     assert job["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 2
-    prefix = f"s3://match-work/features/{match_id}/"
+    prefix = plan(dag_run)["features_url"]
     shards = sorted(u[len(prefix) :] for u in world.processing.uploaded if u.startswith(prefix))
     assert shards == ["features-algo-1.npz", "features-algo-2.npz"]
 
 
 def test_processing_waits_were_deferred_to_the_trigger(world, first_run):
-    _, match_id = first_run
-    assert f"hl-features-{match_id}" in world.deferred
-    assert f"hl-scores-{match_id}" in world.deferred
+    dag_run, _ = first_run
+    assert plan(dag_run)["features_job_name"] in world.deferred
+    assert plan(dag_run)["scores_job_name"] in world.deferred
+
+
+def test_processing_waits_last_as_long_as_each_job_may_run(world, first_run):
+    assert world.deferred
+    for name, wait in world.deferred.items():
+        runtime = world.processing.configs[name]["StoppingCondition"]["MaxRuntimeInSeconds"]
+        assert wait >= runtime, f"{name}: the trigger gives up after {wait} s of {runtime} s"
 
 
 def test_one_dynamodb_item_per_window(world, first_run):
@@ -537,12 +474,9 @@ def test_one_dynamodb_item_per_window(world, first_run):
 
 
 def test_one_clipping_job_per_range_at_source_timecodes(world, first_run, synthetic_match):
-    _, match_id = first_run
-    ranges = json.loads(
-        world.s3.get_object(Bucket="match-highlights", Key=f"highlights/{match_id}/segments.json")[
-            "Body"
-        ].read()
-    )["predictions"]
+    dag_run, match_id = first_run
+    folder = results(plan(dag_run))
+    ranges = read_json(world, "match-highlights", f"{folder}segments.json")["predictions"]
     clips = sorted(
         (
             r
@@ -559,7 +493,7 @@ def test_one_clipping_job_per_range_at_source_timecodes(world, first_run, synthe
         destination = request["Settings"]["OutputGroups"][0]["OutputGroupSettings"][
             "FileGroupSettings"
         ]["Destination"]
-        assert destination == f"s3://match-highlights/highlights/{match_id}/clips/clip-{index:03d}"
+        assert destination == f"s3://match-highlights/{folder}clips/clip-{index:03d}"
     events = synthetic_match[1]
     found = [
         from_timecode(c["Settings"]["Inputs"][0]["InputClippings"][0]["StartTimecode"], 25)
@@ -585,31 +519,46 @@ def mail_links(message: Any) -> list[str]:
 
 
 def test_email_goes_to_the_recipients_with_expiring_links(world, first_run):
-    _, match_id = first_run
+    dag_run, _ = first_run
+    folder = results(plan(dag_run))
     sent = world.sent_mail()
     assert len(sent) == 1
     assert RECIPIENT in sent[0].destinations
     links = mail_links(sent[0])
-    clip = next(u for u in links if f"highlights/{match_id}/clips/clip-000.mp4" in u)
+    clip = next(u for u in links if f"{folder}clips/clip-000.mp4" in u)
     assert "X-Amz-Expires=3600" in clip and "X-Amz-Signature=" in clip
-    assert any(f"highlights/{match_id}/reel.mp4" in u for u in links)
+    assert any(f"{folder}reel.mp4" in u for u in links)
+
+
+def test_every_link_is_signed_for_the_buckets_regional_host(world, first_run):
+    links = mail_links(world.sent_mail()[0])
+    assert len(links) >= 3  # clips, reel, segments.json
+    for link in links:
+        assert presigned_link_problems(link, bucket="match-highlights", region=REGION) == []
 
 
 def test_presigned_clip_link_downloads_the_clip(world, first_run):
-    _, match_id = first_run
+    dag_run, _ = first_run
     links = mail_links(world.sent_mail()[0])
-    clip = next(u for u in links if f"highlights/{match_id}/clips/clip-000.mp4" in u)
-    with urllib.request.urlopen(clip, timeout=10) as response:
+    clip = next(u for u in links if f"{results(plan(dag_run))}clips/clip-000.mp4" in u)
+    # The link names S3's regional host; the request goes to moto with that Host header.
+    parts = urllib.parse.urlsplit(clip)
+    request = urllib.request.Request(
+        f"{world.endpoint}{parts.path}?{parts.query}", headers={"Host": parts.netloc}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
         assert len(response.read()) > 1000
 
 
-def test_cleanup_deletes_frames_features_and_scores(world, first_run):
-    _, match_id = first_run
+def test_cleanup_deletes_frames_proxy_and_scores_and_keeps_features(world, first_run):
+    dag_run, match_id = first_run
     assert world.keys("match-work", f"frames/{match_id}/") == []
-    assert world.keys("match-work", f"features/{match_id}/") == []
+    assert world.keys("match-work", f"proxies/{match_id}/") == []
     assert world.keys("match-work", f"scores/{match_id}/") == []
-    assert world.keys("match-highlights", f"highlights/{match_id}/clips/")
+    # kept for a re-run with other decision settings; the lifecycle rule expires them
+    assert world.keys("match-work", f"features/{match_id}/")
+    assert world.keys("match-highlights", f"{results(plan(dag_run))}clips/")
 
 
 # --- re-runs and failures -----------------------------------------------------------------------
@@ -623,6 +572,7 @@ def test_rerun_of_a_match_duplicates_nothing(world, first_run):
         "jobs": len(world.sagemaker.list_processing_jobs()["ProcessingJobSummaries"]),
         "clips": world.keys("match-highlights", f"highlights/{match_id}/"),
         "tokens": {r["ClientRequestToken"] for r in world.mediaconvert.requests},
+        "mediaconvert jobs": len(world.mediaconvert.jobs),
     }
     dag_run = run_dag(world, {"key": UPLOAD})
     assert str(dag_run.state) == "success", airflow_env.task_states(dag_run)
@@ -631,6 +581,28 @@ def test_rerun_of_a_match_duplicates_nothing(world, first_run):
     assert len(world.sagemaker.list_processing_jobs()["ProcessingJobSummaries"]) == before["jobs"]
     assert world.keys("match-highlights", f"highlights/{match_id}/") == before["clips"]
     assert {r["ClientRequestToken"] for r in world.mediaconvert.requests} == before["tokens"]
+    assert len(world.mediaconvert.jobs) == before["mediaconvert jobs"]
+
+
+def test_rerun_with_a_new_threshold_rescores_only(world, first_run):
+    first, match_id = first_run
+    jobs_before = {j["ProcessingJobName"] for j in world.sagemaker.list_processing_jobs()[
+        "ProcessingJobSummaries"]}  # fmt: skip
+    captures = len(requests_for(world, match_id, "frames"))
+    mail = len(world.sent_mail())
+    dag_run = run_dag(world, {"key": UPLOAD, "threshold": 0.95})
+    assert str(dag_run.state) == "success", airflow_env.task_states(dag_run)
+    new, old = plan(dag_run), plan(first)
+    assert new["features_url"] == old["features_url"]
+    assert new["results_url"] != old["results_url"]
+    jobs_after = {j["ProcessingJobName"] for j in world.sagemaker.list_processing_jobs()[
+        "ProcessingJobSummaries"]}  # fmt: skip
+    assert jobs_after - jobs_before == {new["scores_job_name"]}
+    assert len(requests_for(world, match_id, "frames")) == captures  # no new capture
+    fewer = read_json(world, "match-highlights", f"{results(new)}segments.json")["predictions"]
+    earlier = read_json(world, "match-highlights", f"{results(old)}segments.json")["predictions"]
+    assert len(fewer) <= len(earlier)
+    assert len(world.sent_mail()) == mail + 1  # the new decision is sent once
 
 
 def test_mediaconvert_error_fails_the_task_with_its_message(world, synthetic_match, capfd):
@@ -648,19 +620,41 @@ def test_mediaconvert_error_fails_the_task_with_its_message(world, synthetic_mat
     assert "Unable to open input file" in capfd.readouterr().out
 
 
-def test_failed_sagemaker_job_fails_the_run(world, synthetic_match):
+def test_failed_sagemaker_job_fails_the_run_and_keeps_its_input(world, synthetic_match):
     key = "incoming/semi-final.mp4"
     match_id = world.upload(key, synthetic_match[0])
-    world.processing.crash.add(f"hl-features-{match_id}")
+    world.processing.crash.add(("features", match_id))
     mail_before = len(world.sent_mail())
-    dag_run = run_dag(world, {"key": key})
+    try:
+        dag_run = run_dag(world, {"key": key})
+    finally:
+        world.processing.crash.discard(("features", match_id))
     states = airflow_env.task_states(dag_run)
     assert str(dag_run.state) == "failed"
     assert states["aws.extract_features"] == "failed"
-    assert states["aws.delete_frames"] == "success"  # cleanup still ran
-    assert world.keys("match-work", f"frames/{match_id}/") == []
+    assert states["aws.delete_frames"] == "upstream_failed"  # kept for a re-run
+    assert world.keys("match-work", f"frames/{match_id}/")
     assert len(world.sent_mail()) == mail_before
     assert world.items(match_id) == []
+
+
+def test_a_manual_rerun_after_a_failed_scoring_job_succeeds(world, synthetic_match):
+    key = "incoming/quarter-final.mp4"
+    match_id = world.upload(key, synthetic_match[0])
+    world.processing.crash.add(("scores", match_id))
+    try:
+        failed = run_dag(world, {"key": key})
+    finally:
+        world.processing.crash.discard(("scores", match_id))
+    states = airflow_env.task_states(failed)
+    assert str(failed.state) == "failed"
+    assert states["aws.score_windows"] == "failed"
+    captures = len(requests_for(world, match_id, "frames"))
+    rerun = run_dag(world, {"key": key})
+    assert str(rerun.state) == "success", airflow_env.task_states(rerun)
+    assert len(requests_for(world, match_id, "frames")) == captures  # features were kept
+    assert world.keys("match-highlights", f"{results(plan(rerun))}clips/")
+    assert world.items(match_id)
 
 
 def test_match_without_highlights_is_still_reported(world, tmp_path):

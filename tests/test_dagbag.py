@@ -148,9 +148,17 @@ def test_one_clipping_job_per_range_is_a_mapped_task(dag):
     assert "aws.send_email" in cut.downstream_task_ids
 
 
-def test_cleanup_runs_whatever_happened(dag):
-    for task_id in ("aws.delete_frames", "aws.delete_features", "aws.delete_scores"):
-        assert dag.get_task(task_id).trigger_rule == "all_done"
+def test_cleanup_runs_only_after_what_reads_the_scratch_succeeded(dag):
+    readers = {
+        "aws.delete_frames": "aws.extract_features",
+        "aws.delete_proxy": "aws.extract_features",
+        "aws.delete_scores": "aws.find_ranges",
+    }
+    for task_id, reader in readers.items():
+        task = dag.get_task(task_id)
+        assert task.trigger_rule == "all_success"
+        assert reader in task.upstream_task_ids
+    assert "aws.delete_features" not in dag.task_ids  # kept for re-scoring; expired by lifecycle
 
 
 def test_dag_serializes_as_the_scheduler_stores_it(dag):

@@ -44,7 +44,9 @@ AIRFLOW_VARIABLE_KEYS = {
 }
 
 # Actions without resource-level permissions: AWS only accepts "*" as their resource.
+# Actions the Service Authorization Reference lists without a resource type.
 AWS_FORCED_STAR_ACTIONS = {
+    "cloudwatch:PutMetricData",
     "ecr:GetAuthorizationToken",
     "mediaconvert:DescribeEndpoints",
     "mediaconvert:Probe",
@@ -257,6 +259,7 @@ def test_work_bucket_expires_frames_features_and_scores(
     work = root.modules["work_bucket"]
     assert work["expiring_prefixes"] == [
         "${local.frames_prefix}",
+        "${local.proxies_prefix}",
         "${local.features_prefix}",
         "${local.scores_prefix}",
     ]
@@ -421,7 +424,7 @@ def test_identity_policies_name_resources_except_where_aws_forces_star(root: Con
 def test_each_forced_star_statement_says_so_in_a_comment(root: Config) -> None:
     lines = root.source["iam.tf"].splitlines()
     star_lines = [i for i, line in enumerate(lines) if re.search(r'resources\s*=\s*\["\*"\]', line)]
-    assert len(star_lines) == 3
+    assert len(star_lines) == 4
     for i in star_lines:
         start = max(j for j in range(i) if lines[j].strip() == "statement {")
         above = start - 1
@@ -450,6 +453,7 @@ def test_mediaconvert_reads_the_input_prefix_and_writes_frames_and_clips_only(
         "s3:GetObject": {"${local.input_objects}"},
         "s3:PutObject": {
             "${local.bucket_arns.work}/${local.frames_prefix}*",
+            "${local.bucket_arns.work}/${local.proxies_prefix}*",
             "${local.bucket_arns.highlights}/${local.highlights_prefix}*/clips/*",
             "${local.bucket_arns.highlights}/${local.highlights_prefix}*/reel*",
         },
@@ -516,6 +520,7 @@ def test_workers_delete_only_scratch_objects_in_the_work_bucket(root: Config) ->
     deletes = _s3_grants(root.doc("airflow"))["s3:DeleteObject"]
     assert deletes == {
         "${local.bucket_arns.work}/${local.frames_prefix}*",
+        "${local.bucket_arns.work}/${local.proxies_prefix}*",
         "${local.bucket_arns.work}/${local.features_prefix}*",
         "${local.bucket_arns.work}/${local.scores_prefix}*",
     }
@@ -561,6 +566,39 @@ def test_model_archive_must_live_where_the_sagemaker_role_may_read(root: Config)
     condition = policy["lifecycle"]["precondition"]["condition"]
     assert "${local.bucket_names.highlights}/${local.models_prefix}" in condition
     assert "var.model_data_uri" in condition
+
+
+def _validation_regex(root: Config, name: str) -> re.Pattern[str]:
+    (validation,) = _as_list(root.variables[name]["validation"])
+    found = re.search(r'regex\("((?:[^"\\]|\\.)*)"', validation["condition"])
+    assert found, validation["condition"]
+    return re.compile(found.group(1).replace("\\\\", "\\"))
+
+
+@pytest.mark.parametrize(
+    ("uri", "accepted"),
+    [
+        ("s3://hl-123-eu-west-1-highlights/models/model.tar.gz", True),
+        ("s3://hl-123-eu-west-1-highlights/models/v2/model.tar.gz", True),
+        ("s3://hl-123-eu-west-1-highlights/models/final-model.tar.gz", False),
+        ("s3://hl-123-eu-west-1-highlights/models/model.tar.gz.bak", False),
+    ],
+)
+def test_model_archive_must_be_named_model_tar_gz(root: Config, uri: str, accepted: bool) -> None:
+    assert bool(_validation_regex(root, "model_data_uri").search(uri)) is accepted
+
+
+def test_sagemaker_role_publishes_only_sagemaker_metrics(root: Config) -> None:
+    statement = _dag_statements(root, "PublishJobMetrics", doc="sagemaker")
+    assert statement["actions"] == ["cloudwatch:PutMetricData"]
+    (condition,) = _conditions(statement)
+    assert condition["variable"] == "cloudwatch:namespace"
+    assert condition["values"] == ["/aws/sagemaker/*"]
+
+
+def test_workers_may_find_the_mediaconvert_job_of_an_earlier_try(root: Config) -> None:
+    actions = {a for s in _statements(root.doc("airflow")) for a in s["actions"]}
+    assert {"mediaconvert:ListJobs", "mediaconvert:GetJob"} <= actions
 
 
 def test_autoscaling_is_count_gated_target_tracking(root: Config) -> None:
