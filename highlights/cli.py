@@ -1,4 +1,4 @@
-"""The `highlights` command: detect, train, demo.
+"""The `highlights` command: detect, train, demo, aws-plan.
 
 Exit status: 0 on success, 2 on bad input or usage (one line naming the file and the problem),
 1 on an internal error.
@@ -129,6 +129,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(demo)
     demo.set_defaults(run=_run_demo)
+
+    plan = sub.add_parser(
+        "aws-plan",
+        help="print, as JSON, every AWS request a run would send for a video (a dry run)",
+        description="Probe VIDEO locally and print every request the Airflow DAG would send to "
+        "MediaConvert and SageMaker for it, and the email's link hosts, each checked against "
+        "the AWS service models. Exit status 2 if any request would be refused.",
+    )
+    plan.add_argument("video", type=Path, help="the match video, as it would be uploaded")
+    plan.add_argument(
+        "--aws-settings",
+        type=Path,
+        help="the highlights_aws Variable as JSON (Terraform's airflow_variables output); "
+        "default: example settings",
+    )
+    plan.add_argument("--region", default="eu-west-1", help="region of the example settings")
+    plan.add_argument("--key", help="upload key (default: <input prefix><video name>)")
+    plan.add_argument("--segments", type=Path, help="plan clips for the ranges of a segments.json")
+    plan.add_argument(
+        "--range",
+        action="append",
+        default=[],
+        metavar="START-END",
+        help="plan a clip for this range in seconds (repeat for several)",
+    )
+    plan.add_argument(
+        "--target", action="append", metavar="CLASS", help="class to look for (default Goal)"
+    )
+    plan.add_argument("--threshold", type=float, default=0.5)
+    plan.add_argument("--backbone", default="efficientnet_lite0")
+    plan.add_argument("--capture-rate", type=float, default=5.0)
+    plan.add_argument("--features-instances", type=int, default=1)
+    plan.add_argument(
+        "--model-etag", help="ETag of the model archive on S3 (names the scoring job as runs do)"
+    )
+    plan.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    plan.add_argument("-v", "--verbose", action="store_true", help="full tracebacks on errors")
+    plan.set_defaults(run=_run_aws_plan)
     return parser
 
 
@@ -230,6 +268,58 @@ def _run_demo(args: argparse.Namespace) -> int:
     summary = run_demo(args.out, config, progress=not args.quiet)
     print(summary.format())
     return EXIT_OK
+
+
+def _run_aws_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from highlights.aws_dry_run import PLACEHOLDER_MODEL, dry_run, read_settings
+    from highlights.aws_plan import model_digest_of
+    from highlights.segments import read_segments_json
+
+    settings = read_settings(args.aws_settings, args.region)
+    segments = list(read_segments_json(args.segments).segments) if args.segments else []
+    segments += [_parse_range(text) for text in args.range]
+    model = PLACEHOLDER_MODEL
+    if args.model_etag:
+        key = settings.model_data_uri.removeprefix("s3://").partition("/")[2]
+        model = model_digest_of([(key, f'"{args.model_etag.strip(chr(34))}"')])
+    plan = dry_run(
+        args.video,
+        settings=settings,
+        key=args.key or f"{settings.input_prefix}{args.video.name}",
+        segments=sorted(segments, key=lambda s: s.start),
+        targets=args.target or ["Goal"],
+        threshold=args.threshold,
+        backbone=args.backbone,
+        capture_rate=args.capture_rate,
+        features_instances=args.features_instances,
+        model=model,
+    )
+    if not args.quiet:
+        print(json.dumps(plan, indent=2, default=str))
+    problems = [
+        f"{r['task']} {r['service']} {r['operation']}: {v}"
+        for r in plan["requests"]
+        for v in r["violations"]
+    ] + [f"link {link['label']}: {p}" for link in plan["links"] for p in link["problems"]]
+    for problem in problems:
+        print(f"highlights: aws-plan: {args.video}: {problem}", file=sys.stderr)
+    return EXIT_INPUT if problems else EXIT_OK
+
+
+def _parse_range(text: str) -> Any:
+    from highlights.errors import InputError
+    from highlights.segments import Segment
+
+    start, sep, end = text.partition("-")
+    try:
+        first, last = float(start), float(end)
+    except ValueError:
+        first = last = -1.0
+    if not sep or not 0 <= first < last:
+        raise InputError(f"--range {text!r}: give START-END in seconds, START before END")
+    return Segment(first, last, 1.0, "range")
 
 
 def _quiet_tensorflow() -> None:
