@@ -34,6 +34,7 @@ from highlights.frame_capture import captured_features, list_captured_frames, sa
 from highlights.recipe import recipe_of
 from highlights.storage import storage_at
 from highlights.video import VIDEO_SUFFIXES
+from processing import fail
 
 log = logging.getLogger("extract_features")
 
@@ -161,8 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         path = save_shard(sequence, args.output / f"features-{name}.npz")
     except HighlightsError as exc:
-        print(f"extract_features: {exc}", file=sys.stderr)
-        return 2
+        return fail("extract_features", exc)
     log.info("wrote %d frame features to %s", len(sequence), path)
     return 0
 

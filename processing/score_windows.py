@@ -39,6 +39,7 @@ from highlights.serving import (
     recipe_attribute,
 )
 from highlights.windows import WindowScores, score_sequence
+from processing import fail
 
 log = logging.getLogger("score_windows")
 
@@ -282,8 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         path = run(args, boto3_clients(args.region))
     except HighlightsError as exc:
-        print(f"score_windows: {exc}", file=sys.stderr)
-        return 2
+        return fail("score_windows", exc)
     log.info("wrote %s", path)
     return 0
 

@@ -473,6 +473,7 @@ def test_a_scores_job_that_exits_non_zero_fails_and_uploads_nothing(
     assert result.status == "Failed"
     assert "exited with status 2" in result.failure_reason
     assert "NoSuchClass" in result.logs["algo-1"]
+    assert "NoSuchClass" in result.exit_message  # the job's /opt/ml/output/message
     assert not keys_under(aws, uri)
 
 
