@@ -333,6 +333,18 @@ def highlights_pipeline() -> None:
             )
 
         @task
+        def normalize_settings(run: dict, source: dict) -> dict:
+            """A variable-frame-rate upload is converted to a constant rate first, so that clip
+            timecodes name the right frames; skipped for a constant-rate upload."""
+            from highlights.aws_plan import normalize_request
+            from highlights.mediaconvert import SourceInfo
+
+            settings = normalize_request(steps.run_plan(run), SourceInfo(**source))
+            if settings is None:
+                raise AirflowSkipException("constant frame rate: no conversion needed")
+            return settings
+
+        @task
         def frame_capture_settings(run: dict, source: dict, params: dict) -> dict:
             """The MediaConvert frame-capture job's settings: frames at the backbone's input size,
             and the proxy MP4 MediaConvert requires beside a frame capture."""
@@ -444,11 +456,22 @@ def highlights_pipeline() -> None:
         match = claim_upload()
         source = probe_upload(match)
         run = plan_upload(match)
+        normalize = MediaConvertCreateJobOperator(
+            task_id="normalize_rate",
+            settings=normalize_settings(run, source),
+            purpose="normalize",
+            skip_when_present=_planned("normalized_url") + ".mp4",
+            pool=MEDIACONVERT_POOL,
+            doc_md="MediaConvert: a variable-frame-rate upload at a constant rate, for the "
+            "capture and clipping jobs (skipped for a constant-rate upload).",
+            **job_args,
+        )
         capture = MediaConvertCreateJobOperator(
             task_id="capture_frames",
             settings=frame_capture_settings(run, source),
             purpose="frames",
             skip_when_present=_planned("features_url"),
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             pool=MEDIACONVERT_POOL,
             doc_md="MediaConvert frame capture at the model's rate into the work bucket.",
             **job_args,
@@ -480,6 +503,7 @@ def highlights_pipeline() -> None:
             task_id="make_reel",
             settings=reel_job(run, source, ranges),
             purpose="reel",
+            skip_when_present=_planned("results_url") + "reel.mp4",
             pool=MEDIACONVERT_POOL,
             doc_md="One MediaConvert job joining every range into the reel.",
             **job_args,
@@ -488,7 +512,7 @@ def highlights_pipeline() -> None:
         sent >> finish_upload(match, run, ranges)
 
         branch >> match
-        capture >> extract >> score >> ranges
+        normalize >> capture >> extract >> score >> ranges
         [cut, reel] >> sent
         extract >> delete_scratch.override(task_id="delete_frames")(run, "frames")
         extract >> delete_scratch.override(task_id="delete_proxy")(run, "proxy")

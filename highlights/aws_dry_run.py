@@ -26,6 +26,7 @@ from highlights.aws_plan import (
     clip_requests,
     features_request,
     link_keys,
+    normalize_request,
     plan_run,
     reel_request,
     scores_request,
@@ -150,6 +151,14 @@ def dry_run(
     requests = [
         _request("aws.probe_upload", "mediaconvert", "Probe",
                  {"InputFiles": [{"FileUrl": run.source_url}]}),
+    ]  # fmt: skip
+    normalize = normalize_request(run, source)
+    if normalize is not None:
+        requests.append(
+            _request("aws.normalize_rate", "mediaconvert", "CreateJob",
+                     create_job("normalize", normalize))
+        )  # fmt: skip
+    requests += [
         _request("aws.capture_frames", "mediaconvert", "CreateJob",
                  create_job("frames", capture_request(run, source, backbone, capture_rate))),
         _request("aws.extract_features", "sagemaker", "CreateProcessingJob",

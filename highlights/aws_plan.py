@@ -32,6 +32,9 @@ from highlights.mediaconvert import (
     capture_short_side,
     clip_settings,
     frame_capture_settings,
+    needs_normalizing,
+    normalize_settings,
+    normalized_info,
     reel_settings,
     scaled_size,
 )
@@ -202,6 +205,7 @@ class RunPlan:
     work_bucket: str
     features_recipe: str
     decision: str
+    normalized_url: str  # work bucket: a variable-rate source at a constant rate (no '.mp4')
     frames_url: str  # work bucket: the recipe's JPEG frames
     proxy_url: str  # work bucket: the frame-capture job's proxy MP4 (key without '.mp4')
     features_url: str  # work bucket: the recipe's feature shards (kept for re-scoring)
@@ -235,7 +239,12 @@ class RunPlan:
 
     def scratch(self, folder: str) -> str:
         """The work-bucket prefix of one scratch folder: frames, proxy or scores."""
-        urls = {"frames": self.frames_url, "proxy": self.proxy_url, "scores": self.scores_url}
+        urls = {
+            "frames": self.frames_url,
+            "proxy": self.proxy_url,
+            "scores": self.scores_url,
+            "normalized": self.normalized_url,
+        }
         key = self.key_of(urls[folder])
         return key if key.endswith("/") else key.rsplit("/", 1)[0] + "/"
 
@@ -266,6 +275,7 @@ def plan_run(
         work_bucket=work,
         features_recipe=recipe,
         decision=decision,
+        normalized_url=s3_url(work, f"normalized/{mid}/source"),
         frames_url=s3_url(work, f"frames/{mid}/{recipe}/"),
         proxy_url=s3_url(work, f"proxies/{mid}/{recipe}/proxy"),
         features_url=s3_url(work, f"features/{mid}/{recipe}/"),
@@ -283,10 +293,26 @@ def run_plan(run: Mapping[str, Any] | RunPlan) -> RunPlan:
 # --- the requests -------------------------------------------------------------------------------
 
 
+def media(run: RunPlan, source: SourceInfo) -> tuple[str, SourceInfo]:
+    """What the capture and clipping jobs read: the upload, or for a variable-frame-rate source
+    its constant-rate copy (`normalize_request`), and what that file is."""
+    if needs_normalizing(source):
+        return f"{run.normalized_url}.mp4", normalized_info(source)
+    return run.source_url, source
+
+
+def normalize_request(run: RunPlan, source: SourceInfo) -> dict | None:
+    """The job converting a variable-frame-rate upload to a constant rate, or None."""
+    if not needs_normalizing(source):
+        return None
+    return normalize_settings(run.source_url, run.normalized_url, source)
+
+
 def capture_request(run: RunPlan, source: SourceInfo, backbone: str, rate: float) -> dict:
     """The frame-capture job's settings (MediaConvert CreateJob `Settings`)."""
+    url, info = media(run, source)
     return frame_capture_settings(
-        run.source_url, run.frames_url, run.proxy_url, rate, source, capture_short_side(backbone)
+        url, run.frames_url, run.proxy_url, rate, info, capture_short_side(backbone)
     )
 
 
@@ -341,16 +367,19 @@ def clip_requests(
     run: RunPlan, source: SourceInfo, segments: Sequence[Segment]
 ) -> list[dict[str, Any]]:
     """One clip job per range: its settings and purpose."""
+    url, info = media(run, source)
     return [
         {
             "settings": clip_settings(
-                run.source_url,
+                url,
                 segment,
                 s3_url(run.highlights_bucket, run.clip_base(index)),
-                source.fps,
-                source.has_audio,
+                info.fps,
+                info.has_audio,
             ),
             "purpose": f"clip-{index:03d}",
+            # a clip of this decision that exists is this clip: a re-run does not cut it again
+            "skip_when_present": s3_url(run.highlights_bucket, f"{run.clip_base(index)}.mp4"),
         }
         for index, segment in enumerate(segments)
     ]
@@ -360,12 +389,13 @@ def reel_request(run: RunPlan, source: SourceInfo, segments: Sequence[Segment]) 
     """The reel job's settings, or None when nothing was detected."""
     if not segments:
         return None
+    url, info = media(run, source)
     return reel_settings(
-        run.source_url,
+        url,
         list(segments),
         s3_url(run.highlights_bucket, run.reel_base),
-        source.fps,
-        source.has_audio,
+        info.fps,
+        info.has_audio,
     )
 
 

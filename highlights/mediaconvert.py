@@ -19,6 +19,11 @@ Rules of the service that shape these settings:
   turns phone video upright.
 - Frames are captured at the size the backbone reads (its short side), not at source size: a
   4K match at 5 frames/s would otherwise be tens of gigabytes of JPEGs.
+- Clipping timecodes count frames at the source's rate. Variable-frame-rate video (phones) has
+  no such rate: frame k is not at k / average. A source whose average rate is not a standard one
+  is therefore first converted to a constant standard rate (`normalize_settings`: frames
+  duplicated or dropped by their timestamps) and every other job reads that copy; a test with a
+  real VFR file shows its clips then agree with the local path's within one frame.
 """
 
 from __future__ import annotations
@@ -120,6 +125,71 @@ def scaled_size(size: tuple[int, int], short_side: int) -> tuple[int, int] | Non
 
 def _even(value: Fraction) -> int:
     return max(MIN_SIDE, 2 * round(value / 2))
+
+
+# Constant rates MediaConvert's timecodes are documented for: whole rates and n * 1000/1001.
+STANDARD_RATES = tuple(
+    sorted(
+        [Fraction(n) for n in (24, 25, 30, 50, 60)]
+        + [Fraction(n * 1000, 1001) for n in (24, 30, 60)]
+    )
+)
+NORMALIZED_MAX_BITRATE = 40_000_000
+
+
+def is_standard_rate(fps: float) -> bool:
+    """Whether `fps` (an average) is one of STANDARD_RATES, as a constant-rate file reports."""
+    return any(abs(fps - float(rate)) < 1e-3 for rate in STANDARD_RATES)
+
+
+def constant_rate_for(fps: float) -> Fraction:
+    """The standard rate a variable-rate source is converted to: the smallest at or above its
+    average (phone video drops frames below its nominal rate), at most 60."""
+    return next((r for r in STANDARD_RATES if float(r) >= fps - 1e-3), STANDARD_RATES[-1])
+
+
+def needs_normalizing(info: SourceInfo) -> bool:
+    return not is_standard_rate(info.fps)
+
+
+def normalized_info(info: SourceInfo) -> SourceInfo:
+    """What the constant-rate copy is: upright (rotation applied), at `constant_rate_for`."""
+    width, height = info.display_size
+    return SourceInfo(
+        duration=info.duration,
+        fps=float(constant_rate_for(info.fps)),
+        has_audio=info.has_audio,
+        width=width,
+        height=height,
+        rotation=0,
+    )
+
+
+def normalize_settings(source: str, destination: str, info: SourceInfo) -> dict[str, Any]:
+    """An H.264 MP4 of the whole source at a constant standard frame rate (`destination`: the
+    key without '.mp4'), upright, at source size and high quality; later jobs read it."""
+    rate = constant_rate_for(info.fps)
+    output = _mp4_output(info.has_audio, max_bitrate=NORMALIZED_MAX_BITRATE, quality=9,
+                         audio=192_000)  # fmt: skip
+    # FramerateConversionAlgorithm is left at its default, DUPLICATE_DROP: "MediaConvert
+    # duplicates or drops frames" to reach the rate (API reference, H264Settings).
+    output["VideoDescription"]["CodecSettings"]["H264Settings"].update(
+        FramerateControl="SPECIFIED",
+        FramerateNumerator=rate.numerator,
+        FramerateDenominator=rate.denominator,
+    )
+    item: dict[str, Any] = {
+        "FileInput": source,
+        "TimecodeSource": "ZEROBASED",
+        "VideoSelector": dict(VIDEO_SELECTOR),
+    }
+    if info.has_audio:
+        item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
+    return {
+        "TimecodeConfig": {"Source": "ZEROBASED"},
+        "Inputs": [item],
+        "OutputGroups": [_file_group("Constant frame rate", destination, output)],
+    }
 
 
 def capture_short_side(backbone: str) -> int:

@@ -38,7 +38,7 @@ data "aws_iam_policy_document" "mediaconvert" {
   statement {
     sid       = "ReadUploadedMatches"
     actions   = ["s3:GetObject"]
-    resources = [local.input_objects]
+    resources = [local.input_objects, "${local.bucket_arns.work}/${local.normalized_prefix}*"]
   }
 
   statement {
@@ -47,6 +47,7 @@ data "aws_iam_policy_document" "mediaconvert" {
     resources = [
       "${local.bucket_arns.work}/${local.frames_prefix}*",
       "${local.bucket_arns.work}/${local.proxies_prefix}*",
+      "${local.bucket_arns.work}/${local.normalized_prefix}*",
       "${local.bucket_arns.highlights}/${local.highlights_prefix}*/clips/*",
       "${local.bucket_arns.highlights}/${local.highlights_prefix}*/reel*",
     ]

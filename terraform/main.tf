@@ -10,6 +10,7 @@ locals {
   # Fixed key layout of highlights/aws_plan.py (plan_run()); the service roles are scoped to it.
   frames_prefix     = "frames/"
   proxies_prefix    = "proxies/"
+  normalized_prefix = "normalized/"
   features_prefix   = "features/"
   scores_prefix     = "scores/"
   highlights_prefix = "highlights/"

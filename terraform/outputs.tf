@@ -25,6 +25,7 @@ output "bucket_layout" {
   value = {
     frames     = "s3://${module.work_bucket.id}/${local.frames_prefix}"
     proxies    = "s3://${module.work_bucket.id}/${local.proxies_prefix}"
+    normalized = "s3://${module.work_bucket.id}/${local.normalized_prefix}"
     features   = "s3://${module.work_bucket.id}/${local.features_prefix}"
     scores     = "s3://${module.work_bucket.id}/${local.scores_prefix}"
     highlights = "s3://${module.highlights_bucket.id}/${local.highlights_prefix}"

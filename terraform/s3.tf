@@ -18,7 +18,7 @@ module "work_bucket" {
   kms_key_arn             = aws_kms_key.main.arn
   log_bucket              = aws_s3_bucket.logs.id
   log_prefix              = "work/"
-  expiring_prefixes       = [local.frames_prefix, local.proxies_prefix, local.features_prefix, local.scores_prefix]
+  expiring_prefixes       = [local.frames_prefix, local.proxies_prefix, local.normalized_prefix, local.features_prefix, local.scores_prefix]
   expiry_days             = var.work_retention_days
   noncurrent_version_days = var.noncurrent_version_retention_days
 }

@@ -123,9 +123,20 @@ def test_plan_reads_the_ranges_of_a_segments_file(tmp_path):
     assert [r["task"] for r in plan["requests"]].count("aws.cut_clip") == 1
 
 
-def test_plan_of_a_variable_frame_rate_clip(vfr):
+def test_plan_of_a_variable_frame_rate_clip_converts_it_first(vfr):
     plan = planned(vfr, "--range", "2-3")
     assert plan["valid"] is True
+    normalize = request(plan, "aws.normalize_rate")["params"]["Settings"]
+    h264 = normalize["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"]
+    assert h264["H264Settings"]["FramerateControl"] == "SPECIFIED"
+    copy = plan["plan"]["normalized_url"] + ".mp4"
+    for task in ("aws.capture_frames", "aws.cut_clip", "aws.make_reel"):
+        assert request(plan, task)["params"]["Settings"]["Inputs"][0]["FileInput"] == copy
+
+
+def test_a_constant_rate_clip_is_not_converted():
+    plan = planned(real_clip(NTSC))
+    assert "aws.normalize_rate" not in [r["task"] for r in plan["requests"]]
 
 
 def test_a_request_the_service_would_refuse_fails_the_plan(tmp_path):

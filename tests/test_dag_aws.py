@@ -722,3 +722,33 @@ def test_a_failing_upload_is_retried_then_marked_failed_and_kept(
     etag = world.s3.head_object(Bucket="match-uploads", Key=key)["ETag"]
     claims = [r for r in strict_requests.calls("s3", "HeadObject") if "IfMatch" in r.params]
     assert [(r.params["Key"], r.params["IfMatch"]) for r in claims] == [(key, etag)] * 2
+
+
+# --- variable frame rate ------------------------------------------------------------------------
+
+
+def test_a_constant_rate_upload_is_not_converted(first_run):
+    dag_run, _ = first_run
+    assert airflow_env.task_states(dag_run)["aws.normalize_rate"] == "skipped"
+
+
+def test_a_variable_frame_rate_upload_is_converted_first(world, synthetic_match, tmp_path):
+    from tests.media import run_ffmpeg
+
+    vfr = tmp_path / "phone.mp4"
+    run_ffmpeg(["-i", str(synthetic_match[0]), "-vf", "select='not(mod(n\\,5))+not(mod(n\\,7))'",
+                "-fps_mode", "vfr", "-c:v", "libx264", "-an", str(vfr)])  # fmt: skip
+    key = "incoming/phone-vfr.mp4"
+    match_id = world.upload(key, vfr)
+    dag_run = run_dag(world, {"key": key, "threshold": 0.3})
+    assert str(dag_run.state) == "success", airflow_env.task_states(dag_run)
+    (normalize,) = requests_for(world, match_id, "normalize")
+    rate = normalize["Settings"]["OutputGroups"][0]["Outputs"][0]["VideoDescription"][
+        "CodecSettings"]["H264Settings"]  # fmt: skip
+    assert rate["FramerateControl"] == "SPECIFIED"
+    normalized = plan(dag_run)["normalized_url"] + ".mp4"
+    readers = [
+        r for r in requests_for(world, match_id) if r["UserMetadata"]["purpose"] != "normalize"
+    ]
+    assert readers
+    assert all(item["FileInput"] == normalized for r in readers for item in r["Settings"]["Inputs"])

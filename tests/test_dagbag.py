@@ -244,3 +244,10 @@ def test_aws_variable_needs_a_model_or_an_endpoint():
 
     with pytest.raises(ConfigError, match="model_data_uri or endpoint_name"):
         steps.aws_settings({**AWS_VARIABLE, "model_data_uri": ""})
+
+
+def test_a_variable_frame_rate_upload_is_converted_before_capture(dag):
+    normalize = dag.get_task("aws.normalize_rate")
+    assert "aws.capture_frames" in normalize.downstream_task_ids
+    # a constant-rate upload skips the conversion; the capture still runs
+    assert dag.get_task("aws.capture_frames").trigger_rule == "none_failed_min_one_success"

@@ -260,6 +260,7 @@ def test_work_bucket_expires_frames_features_and_scores(
     assert work["expiring_prefixes"] == [
         "${local.frames_prefix}",
         "${local.proxies_prefix}",
+        "${local.normalized_prefix}",
         "${local.features_prefix}",
         "${local.scores_prefix}",
     ]
@@ -450,10 +451,14 @@ def test_mediaconvert_reads_the_input_prefix_and_writes_frames_and_clips_only(
 ) -> None:
     grants = _s3_grants(root.doc("mediaconvert"))
     assert grants == {
-        "s3:GetObject": {"${local.input_objects}"},
+        "s3:GetObject": {
+            "${local.input_objects}",
+            "${local.bucket_arns.work}/${local.normalized_prefix}*",
+        },
         "s3:PutObject": {
             "${local.bucket_arns.work}/${local.frames_prefix}*",
             "${local.bucket_arns.work}/${local.proxies_prefix}*",
+            "${local.bucket_arns.work}/${local.normalized_prefix}*",
             "${local.bucket_arns.highlights}/${local.highlights_prefix}*/clips/*",
             "${local.bucket_arns.highlights}/${local.highlights_prefix}*/reel*",
         },
