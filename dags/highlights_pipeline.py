@@ -238,6 +238,19 @@ def highlights_pipeline() -> None:
             return str(made) if made else None
 
         @task
+        def timelines(run: dict, segments_path: str, clip_paths: list[str]) -> list[str]:
+            """The highlights as editor timelines: OpenTimelineIO, CMX 3600 EDL, FCP XML."""
+            from highlights.pipeline import stage_timelines
+
+            made = stage_timelines(
+                Path(run["video"]),
+                Path(segments_path),
+                [Path(p) for p in clip_paths],
+                Path(run["out_dir"]),
+            )
+            return [str(p) for p in made]
+
+        @task
         def report(run: dict, scores_path: str, segments_path: str, clip_paths: list[str]) -> str:
             """The HTML report: score timeline, ranges, a thumbnail and link per clip."""
             from highlights.pipeline import stage_report
@@ -287,9 +300,10 @@ def highlights_pipeline() -> None:
         segment_file = segments(run, score_file)
         clip_files = clips(run, segment_file)
         reel_file = reel(run, clip_files)
+        timeline_files = timelines(run, segment_file, clip_files)
         report_file = report(run, score_file, segment_file, clip_files)
         sent = email(run, segment_file, clip_files, reel_file, report_file)
-        sent >> finish_match(run, clip_files, reel_file)
+        [sent, timeline_files] >> finish_match(run, clip_files, reel_file)
         branch >> run
 
     with TaskGroup("aws"):

@@ -30,6 +30,7 @@ from highlights.files import atomic_path, file_sha256
 from highlights.model import ModelManifest, SequenceModel
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
 from highlights.output_folder import OutputFolder
+from highlights.outputs.timelines import TIMELINE_FILES, write_timelines
 from highlights.recipe import recipe_of
 from highlights.report import write_report
 from highlights.results import ResultsStore, SQLiteResults
@@ -59,6 +60,7 @@ class DetectResult:
     clips: list[Path]
     reel: Path | None
     report: Path | None
+    timelines: list[Path]
     notification: str
 
 
@@ -234,6 +236,22 @@ def stage_reel(clips: Sequence[Path], out_dir: Path) -> Path | None:
     return made
 
 
+def stage_timelines(
+    video: Path, segments_path: Path, clips: Sequence[Path], out_dir: Path
+) -> list[Path]:
+    """Write the highlights as editor timelines (`highlights.otio`, `.edl`, `.xml`); with no
+    highlights, remove this program's earlier ones."""
+    segments = read_segments_json(segments_path).segments
+    folder = OutputFolder(out_dir)
+    if not segments:
+        folder.discard([out_dir / name for name in TIMELINE_FILES])
+        return []
+    clip_files = [clip.relative_to(out_dir).as_posix() for clip in clips]
+    written = write_timelines(probe(video), segments, out_dir, clip_files)
+    folder.record(written)
+    return written
+
+
 def stage_report(
     video: Path,
     scores_path: Path,
@@ -344,6 +362,7 @@ def run_detect(
         segments_json = stage_segments(scores, video, targets, config, staging, None, match_id)
         clips = stage_clips(video, segments_json, staging, config, progress=progress)
         reel = stage_reel(clips, staging) if config.output.reel else None
+        timelines = stage_timelines(video, segments_json, clips, staging)
         report = (
             stage_report(video, scores, segments_json, clips, staging, config)
             if config.output.report
@@ -379,5 +398,6 @@ def run_detect(
         clips=final_clips,
         reel=final_reel,
         report=final_report,
+        timelines=[placed(path) for path in timelines],
         notification=sent,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -40,6 +41,7 @@ class VideoInfo:
     rotation: int  # degrees clockwise the player must turn the picture (0, 90, 180, 270)
     codec: str
     has_audio: bool
+    rate: Fraction  # the same frame rate, exact (30000/1001 where `fps` says 29.97...)
 
     def expected_frames(self, rate: float) -> int:
         """How many frames `sample_frames` yields at `rate` (give or take one at the end)."""
@@ -137,15 +139,17 @@ def _read_info(path: Path, container: av.container.InputContainer) -> VideoInfo:
         raise VideoError(f"{path}: video stream has no picture size (corrupt header)")
     if rotation in (90, 270):
         width, height = height, width
+    rate = _rate(stream, duration)
     return VideoInfo(
         path=path,
         duration=duration,
-        fps=_fps(stream, duration),
+        fps=float(rate),
         width=width,
         height=height,
         rotation=rotation,
         codec=stream.codec_context.name,
         has_audio=bool(container.streams.audio),
+        rate=rate,
     )
 
 
@@ -240,17 +244,18 @@ def _display_size(stream: av.video.stream.VideoStream) -> tuple[int, int]:
     return width, height
 
 
-FALLBACK_FPS = 25.0
+FALLBACK_RATE = Fraction(25)
 
 
-def _fps(stream: av.video.stream.VideoStream, duration: float) -> float:
+def _rate(stream: av.video.stream.VideoStream, duration: float) -> Fraction:
+    """The stream's average frame rate as the exact fraction the container gives."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and rate > 0:
-            return float(rate)
+            return Fraction(rate)
     if stream.frames and duration > 0:
-        return stream.frames / duration
+        return Fraction(stream.frames) / Fraction(duration)
     # Nothing in the file says: assume PAL's 25, so one-frame arithmetic downstream stays sane.
-    return FALLBACK_FPS
+    return FALLBACK_RATE
 
 
 # --- frame shaping ----------------------------------------------------------------------

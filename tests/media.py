@@ -46,7 +46,7 @@ def run_ffmpeg(args: Sequence[str | bytes]) -> None:
 def make_video(
     path: Path,
     seconds: float,
-    fps: float = 25,
+    fps: float | str = 25,  # a number or an exact "30000/1001"
     size: tuple[int, int] = (320, 240),
     audio: bool = False,
     pattern: str = "testsrc2",

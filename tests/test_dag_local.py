@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from highlights.inbox import LocalInbox
+from highlights.outputs.timelines import TIMELINE_FILES, read_timeline
+from highlights.video import probe
 from tests import airflow_env
 
 airflow_env.configure()
@@ -156,6 +158,11 @@ def test_local_run_writes_clips_reel_report_and_email(world):
     assert clips and all(c.stat().st_size > 1000 for c in clips)
     assert (folder / "highlights-reel.mp4").stat().st_size > 1000
     assert "<svg" in (folder / "report.html").read_text()
+    rate = probe(clips[0]).rate
+    for name in TIMELINE_FILES:
+        timeline = read_timeline(folder / name, rate)
+        [track] = [t for t in timeline.tracks if t.kind == "Video"]
+        assert len(list(track.find_clips())) == len(clips), name
     email = (folder / "notification.eml").read_text()
     assert NAMES[0] in email
     assert clips[0].name in email

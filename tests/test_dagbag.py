@@ -49,6 +49,8 @@ def test_local_backend_runs_the_pipeline_stages_in_order(dag):
     for before, after in zip(order, order[1:], strict=False):
         assert f"local.{after}" in dag.get_task(f"local.{before}").downstream_task_ids
     assert "local.finish_match" in dag.get_task("local.email").downstream_task_ids
+    assert "local.timelines" in dag.get_task("local.clips").downstream_task_ids
+    assert "local.finish_match" in dag.get_task("local.timelines").downstream_task_ids
 
 
 def test_every_pool_a_task_uses_is_in_pools_json(dag):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +14,19 @@ import pytest
 from highlights.config import Config, SegmentConfig
 from highlights.errors import OutputExistsError
 from highlights.output_folder import OutputFolder
-from highlights.pipeline import RESULTS_DB, claim_output_dir, run_detect, stage_clips
+from highlights.outputs.timelines import TIMELINE_FILES, read_timeline
+from highlights.pipeline import (
+    RESULTS_DB,
+    claim_output_dir,
+    run_detect,
+    stage_clips,
+    stage_timelines,
+)
 from highlights.segments import Segment, write_segments_json
 from highlights.synthetic import EVENT_CLASS
 from highlights.video import probe
 from highlights.windows import WindowScores
+from tests.media import make_video
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +81,45 @@ def test_reel_report_segments_and_email_are_written(detection) -> None:
     email = (out / "notification.eml").read_text()
     for clip in result.clips:
         assert clip.name in email
+
+
+def _source_frames(path: Path, rate: Fraction) -> list[tuple[int, int]]:
+    timeline = read_timeline(path, rate)  # held: its tracks live only as long as it does
+    [track] = [t for t in timeline.tracks if t.kind == "Video"]
+    return [
+        (int(c.source_range.start_time.value), int(c.source_range.end_time_exclusive().value))
+        for c in track.find_clips()
+    ]
+
+
+def _frames_starting_in(start: float, end: float, rate: Fraction) -> tuple[int, int]:
+    return math.ceil(Fraction(start) * rate), math.ceil(Fraction(end) * rate)
+
+
+def test_detect_writes_editor_timelines_of_its_segments(detection) -> None:
+    result, _, out, _ = detection
+    assert sorted(p.name for p in result.timelines) == sorted(TIMELINE_FILES)
+    assert set(TIMELINE_FILES) <= set(OutputFolder(out).files())
+    rate = result.video.rate
+    expected = [_frames_starting_in(s.start, s.end, rate) for s in result.segments]
+    for path in result.timelines:
+        assert _source_frames(path, rate) == expected, path.name
+
+
+def test_the_timelines_stage_writes_a_29_97_source_and_removes_them_with_no_highlights(
+    tmp_path: Path,
+) -> None:
+    video = make_video(tmp_path / "ntsc.mp4", 6.0, fps="30000/1001", size=(64, 48))
+    out = tmp_path / "out"
+    claim_output_dir(out, "match-ntsc")
+    made = stage_timelines(video, _segments_file(tmp_path / "a.json", video, [(1, 3)]), [], out)
+    assert {p.name for p in made} == set(TIMELINE_FILES)
+    for path in made:
+        assert _source_frames(path, Fraction(30000, 1001)) == [(30, 90)], path.name  # 29.97, 89.91
+    assert "FCM: DROP FRAME" in (out / "highlights.edl").read_text()
+    assert stage_timelines(video, _segments_file(tmp_path / "b.json", video, []), [], out) == []
+    assert not any((out / name).exists() for name in TIMELINE_FILES)
+    assert not set(TIMELINE_FILES) & set(OutputFolder(out).files())
 
 
 def test_one_results_row_per_window(detection) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -54,6 +55,7 @@ def test_probe_reads_duration_rate_size_and_codec(tmp_path: Path) -> None:
         rotation=0,
         codec="h264",
         has_audio=False,
+        rate=Fraction(25),
     )
 
 

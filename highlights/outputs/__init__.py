@@ -1,0 +1,1 @@
+"""What a run hands on, written from detected ranges: timelines an editor opens (`timelines`)."""
