@@ -8,7 +8,7 @@ DEMO_OUT ?= demo-out
 IMAGE ?= sports-highlights:dev
 LOCAL_BASE ?= sports-highlights-base:bookworm
 
-.PHONY: demo test image bench airflow clean
+.PHONY: demo test browser image bench airflow clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -31,7 +31,17 @@ $(CHECKOV_VENV)/.installed:
 demo: $(VENV)/.core
 	$(BIN)/highlights demo --out $(DEMO_OUT)
 
-test: $(VENV)/.dev $(CHECKOV_VENV)/.installed
+# Headless Chromium and its WebDriver (Debian packages) for the report's browser test. Installed
+# once, quietly, where we may (root with apt-get); elsewhere that test skips (and fails under CI).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver with apt-get"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver >/dev/null; \
+	else echo "chromium/chromedriver missing and not root: the browser test will skip"; fi
+
+test: $(VENV)/.dev $(CHECKOV_VENV)/.installed browser
 	$(BIN)/ruff check highlights processing dags plugins tests benchmarks
 	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory image; \
 	else echo "make test: Docker is not running, so the model-image tests will skip"; fi

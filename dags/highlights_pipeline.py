@@ -251,8 +251,14 @@ def highlights_pipeline() -> None:
             return [str(p) for p in made]
 
         @task
-        def report(run: dict, scores_path: str, segments_path: str, clip_paths: list[str]) -> str:
-            """The HTML report: score timeline, ranges, a thumbnail and link per clip."""
+        def report(
+            run: dict,
+            scores_path: str,
+            segments_path: str,
+            clip_paths: list[str],
+            reel_path: str | None,
+        ) -> str:
+            """The HTML report: score timeline, ranges, a player, thumbnail and link per clip."""
             from highlights.pipeline import stage_report
 
             return str(
@@ -263,6 +269,7 @@ def highlights_pipeline() -> None:
                     [Path(p) for p in clip_paths],
                     Path(run["out_dir"]),
                     steps.local_config(run),
+                    Path(reel_path) if reel_path else None,
                 )
             )
 
@@ -301,7 +308,7 @@ def highlights_pipeline() -> None:
         clip_files = clips(run, segment_file)
         reel_file = reel(run, clip_files)
         timeline_files = timelines(run, segment_file, clip_files)
-        report_file = report(run, score_file, segment_file, clip_files)
+        report_file = report(run, score_file, segment_file, clip_files, reel_file)
         sent = email(run, segment_file, clip_files, reel_file, report_file)
         [sent, timeline_files] >> finish_match(run, clip_files, reel_file)
         branch >> run

@@ -259,7 +259,9 @@ def stage_report(
     clips: Sequence[Path],
     out_dir: Path,
     config: Config,
+    reel: Path | None = None,
 ) -> Path:
+    """The HTML report, beside the clips and reel it plays (linked by relative paths)."""
     document = read_segments_json(segments_path)
     path = out_dir / REPORT_FILE
     write_report(
@@ -278,6 +280,7 @@ def stage_report(
             )
             for segment, clip in zip(document.segments, clips, strict=True)
         ],
+        reel=reel.relative_to(out_dir).as_posix() if reel else None,
     )
     OutputFolder(out_dir).record([path])
     return path
@@ -364,7 +367,7 @@ def run_detect(
         reel = stage_reel(clips, staging) if config.output.reel else None
         timelines = stage_timelines(video, segments_json, clips, staging)
         report = (
-            stage_report(video, scores, segments_json, clips, staging, config)
+            stage_report(video, scores, segments_json, clips, staging, config, reel)
             if config.output.report
             else None
         )

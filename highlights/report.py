@@ -1,9 +1,11 @@
-"""A single self-contained HTML report: score timeline (inline SVG), clip table, settings.
+"""A single self-contained HTML report: score timeline (inline SVG), a player per highlight and
+for the reel, clip table, settings.
 
-No scripts, stylesheets or fonts are loaded from elsewhere; the only outside references are
-the clips and thumbnails the report links to, and only `http(s)` URLs and relative paths are
-linked (a `javascript:`, `data:`, `file:` ... reference is shown as text). Every value is
-HTML-escaped (Jinja2 autoescape).
+No scripts, stylesheets or fonts are loaded from elsewhere (the one script, which makes the
+timeline seek the players, is inline and reads its numbers from `data-` attributes, never from
+text spliced into code); the only outside references are the clips, reel and thumbnails the
+report shows, and only `http(s)` URLs and relative paths are linked (a `javascript:`, `data:`,
+`file:` ... reference is shown as text). Every value is HTML-escaped (Jinja2 autoescape).
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ def timeline(
     x_ticks = [{"x": plot.x(t, span), "label": game_time(t)} for t in range(0, int(span) + 1, step)]
     y_ticks = [{"y": plot.y(v), "label": f"{v:.1f}"} for v in (0.0, 0.5, 1.0)]
     return {
+        "span": round(span, 6),
         "width": plot.width,
         "height": plot.height,
         "left": plot.left,
@@ -140,6 +143,8 @@ def safe_link(reference: str) -> str | None:
 def _clip_rows(clips: Sequence[tuple[Segment, str, str]]) -> list[dict[str, str | None]]:
     return [
         {
+            "start_seconds": f"{segment.start:.6f}",
+            "end_seconds": f"{segment.end:.6f}",
             "start": game_time(segment.start),
             "end": game_time(segment.end),
             "length": f"{segment.duration:.1f} s",
@@ -179,6 +184,7 @@ def render_report(
     threshold: float,
     segments: Sequence[Segment],
     clips: Sequence[tuple[Segment, str, str]],
+    reel: str | None = None,
 ) -> str:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -193,6 +199,7 @@ def render_report(
         threshold=f"{threshold:g}",
         plot=timeline(scores, targets, threshold, segments, duration),
         clips=_clip_rows(clips),
+        reel=safe_link(reel) if reel else None,
         damage=_damage_rows(scores),
         settings=_settings(video_name, duration, scores, targets, threshold),
     )
@@ -208,8 +215,10 @@ def write_report(
     threshold: float,
     segments: Sequence[Segment],
     clips: Sequence[tuple[Segment, str, str]],
+    reel: str | None = None,
 ) -> Path:
-    """Write the HTML report atomically. `clips` are (segment, clip href, thumbnail href)."""
+    """Write the HTML report atomically. `clips` are (segment, clip href, thumbnail href);
+    `reel` is the reel's href."""
     page = render_report(
         video_name=video_name,
         duration=duration,
@@ -218,5 +227,6 @@ def write_report(
         threshold=threshold,
         segments=segments,
         clips=clips,
+        reel=reel,
     )
     return write_text_atomic(Path(path), page)

@@ -82,6 +82,7 @@ def render(
     video_name: str = "final.mp4",
     threshold: float = 0.5,
     scores: WindowScores | None = None,
+    reel: str | None = None,
 ) -> tuple[Page, list[Segment], str]:
     scores = scores or match_scores()
     segments = find_segments(scores, ["SoccerPenalty"], SegmentConfig(), 90.0)
@@ -97,6 +98,7 @@ def render(
         threshold=threshold,
         segments=segments,
         clips=clips,
+        reel=reel,
     )
     page = Page()
     source = path.read_text(encoding="utf-8")
@@ -147,6 +149,41 @@ def test_every_clip_is_linked_with_its_thumbnail(tmp_path: Path) -> None:
     ]
 
 
+def test_each_clip_has_a_player_that_knows_its_range(tmp_path: Path) -> None:
+    page, segments, _ = render(tmp_path)
+    players = page.find("video", "highlight")
+    assert [v["src"] for v in players] == [f"clips/clip-{i:03d}.mp4" for i in (1, 2, 3)]
+    assert [v["poster"] for v in players] == [f"clips/clip-{i:03d}.jpg" for i in (1, 2, 3)]
+    assert [(float(v["data-start"] or 0), float(v["data-end"] or 0)) for v in players] == [
+        (s.start, s.end) for s in segments
+    ]
+    assert all("controls" in v for v in players)
+
+
+def test_the_timeline_tells_the_script_its_scale(tmp_path: Path) -> None:
+    page, _, _ = render(tmp_path)
+    [svg] = page.find("svg", "timeline")
+    assert (svg["data-left"], svg["data-right"], float(svg["data-span"] or 0)) == (
+        "44",
+        "946",
+        90.0,
+    )
+    assert "seekable" in (svg["class"] or "").split()
+    assert [r["data-index"] for r in page.find("rect", "segment")] == ["1", "2", "3"]
+
+
+def test_the_reel_is_played_in_the_report(tmp_path: Path) -> None:
+    page, _, _ = render(tmp_path, reel="highlights-reel.mp4")
+    assert [v["src"] for v in page.find("video", "reel")] == ["highlights-reel.mp4"]
+    page, _, _ = render(tmp_path)
+    assert page.find("video", "reel") == []
+
+
+def test_a_reel_link_that_is_not_http_or_relative_is_not_played(tmp_path: Path) -> None:
+    page, _, _ = render(tmp_path, reel="javascript:alert(1)")
+    assert page.find("video", "reel") == []
+
+
 def test_the_settings_are_shown(tmp_path: Path) -> None:
     page, _, _ = render(tmp_path, threshold=0.7)  # 0.5 would also match an axis label
     text = " ".join(page.text)
@@ -180,16 +217,17 @@ def test_undecodable_stretches_are_shaded_and_listed(tmp_path: Path) -> None:
 
 def test_the_report_loads_nothing_from_elsewhere(tmp_path: Path) -> None:
     page, _, source = render(tmp_path)
-    assert page.find("script") == [] and page.find("link") == []
+    assert page.find("script") == [{}] and page.find("link") == []  # one inline script
     assert "http://" not in source.replace("http://www.w3.org", "")
     assert "https://" not in source
 
 
 def test_a_hostile_video_name_is_escaped(tmp_path: Path) -> None:
     page, _, source = render(tmp_path, video_name='<script>alert("x")</script>.mp4')
-    assert "<script>" not in source
+    assert source.count("<script>") == 1  # the report's own, at the end
+    assert source.index("<script>") > source.index("</dl>")
     assert "&lt;script&gt;" in source
-    assert page.find("script") == []
+    assert page.find("script") == [{}]
     assert any('<script>alert("x")</script>.mp4' in t for t in page.text)
 
 
@@ -255,7 +293,8 @@ def render_clip(tmp_path: Path, href: str, thumb: str) -> Page:
 def test_a_reference_of_another_scheme_is_not_linked(tmp_path: Path, reference: str) -> None:
     page = render_clip(tmp_path, reference, reference)
     linked = [a["href"] for a in page.find("a")] + [img["src"] for img in page.find("img")]
-    assert linked == []
+    played = [v[name] for v in page.find("video") for name in ("src", "poster") if name in v]
+    assert linked == [] and played == []
     assert page.find("span", "clip")  # the clip is still listed, as text
 
 
@@ -272,3 +311,4 @@ def test_http_and_relative_references_are_linked(tmp_path: Path, reference: str)
     page = render_clip(tmp_path, reference, reference)
     assert [a["href"] for a in page.find("a", "clip")] == [reference]
     assert [img["src"] for img in page.find("img", "thumb")] == [reference]
+    assert [(v["src"], v["poster"]) for v in page.find("video")] == [(reference, reference)]
