@@ -16,6 +16,9 @@ from typing import Any
 from highlights.errors import ConfigError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+# What runs the backbone: "openvino" (about 3x faster on a CPU) or "keras" (the reference).
+DEFAULT_BACKEND = "openvino"
+DEFAULT_PRECISION = "float32"  # or "bfloat16" (openvino only): features move by up to 0.15
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ class TrainConfig:
 class Config:
     backbone: str = DEFAULT_BACKBONE
     backbone_weights: Path | None = None  # a weights file the user names; None = packaged default
+    backbone_backend: str = DEFAULT_BACKEND
+    backbone_precision: str = DEFAULT_PRECISION
     batch_size: int = 32  # frames per backbone call
     cache_dir: Path = Path(".highlights-cache")
     # Feature extraction saves its progress every this many frames (rounded up to whole batches).
@@ -149,6 +154,15 @@ class Config:
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.checkpoint_frames < 1:
             raise ConfigError("batch_size and checkpoint_frames must be at least 1")
+        if self.backbone_backend not in ("openvino", "keras"):
+            raise ConfigError(
+                f"backbone_backend must be 'openvino' or 'keras', got {self.backbone_backend!r}"
+            )
+        if self.backbone_precision not in ("float32", "bfloat16"):
+            raise ConfigError(
+                "backbone_precision must be 'float32' or 'bfloat16', "
+                f"got {self.backbone_precision!r}"
+            )
 
     def replace(self, **changes: Any) -> Config:
         """A copy with top-level or dotted (`segments.threshold`) fields changed; None skipped."""

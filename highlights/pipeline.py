@@ -70,19 +70,25 @@ def match_id_for_digest(digest: str) -> str:
 
 
 def config_for_model(config: Config, manifest: ModelManifest) -> Config:
-    """Sampling rate, window and backbone must be those the model was trained with."""
+    """Sampling rate, window, backbone and what ran it must be those the model was trained
+    with: features of another backend or precision would not fit its recipe."""
     aligned = config.replace(
         backbone=manifest.backbone,
+        backbone_backend=manifest.recipe.backend,
+        backbone_precision=manifest.recipe.precision,
         **{
             "sampling.rate": manifest.rate,
             "window.length": manifest.window_length,
             "window.stride": manifest.window_stride,
         },
     )
-    if aligned.backbone != config.backbone or aligned.sampling != config.sampling:
+    if aligned != config.replace(window=aligned.window):
         log.info(
-            "using the model's settings: backbone %s, %.3g frames/s, %.3g s windows every %.3g s",
+            "using the model's settings: backbone %s (%s %s), %.3g frames/s, "
+            "%.3g s windows every %.3g s",
             manifest.backbone,
+            manifest.recipe.backend,
+            manifest.recipe.precision,
             manifest.rate,
             manifest.window_length,
             manifest.window_stride,
@@ -110,7 +116,12 @@ def stage_features(
     Damaged stretches are logged and kept in the features; a video damaged past
     `decode.max_damaged_share` is refused (VideoError) once its features are cached.
     """
-    backbone = backbone or load_backbone(config.backbone, config.backbone_weights)
+    backbone = backbone or load_backbone(
+        config.backbone,
+        config.backbone_weights,
+        config.backbone_backend,
+        config.backbone_precision,
+    )
     sequence = FeatureCache(config.cache_dir).get_or_extract(
         video,
         backbone,

@@ -209,7 +209,12 @@ def train(
     dataset = scan_dataset(
         dataset_root, settings.split, settings.validation_fraction, settings.seed
     )
-    backbone = load_backbone(config.backbone, config.backbone_weights)
+    backbone = load_backbone(
+        config.backbone,
+        config.backbone_weights,
+        config.backbone_backend,
+        config.backbone_precision,
+    )
     sequences = _CachedFeatures(FeatureCache(config.cache_dir), backbone, config)
     sequences.extract(dataset.train + dataset.validation, progress)
     model, report = fit_sequences(dataset, sequences, config, progress)

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from highlights.backbones import BACKBONE_NAMES, Backbone, load_backbone
+from highlights.backbones import BACKBONE_NAMES, BACKENDS, PRECISIONS, Backbone, load_backbone
 from highlights.checkpoints import Checkpoints
 from highlights.config import Config
 from highlights.damage import check_damage
@@ -57,6 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backbone", choices=BACKBONE_NAMES, default=defaults.backbone)
     parser.add_argument(
         "--weights", default=None, help="backbone weights file (default: the packaged weights)"
+    )
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=defaults.backbone_backend, help="runs the backbone"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default=defaults.backbone_precision, help="its numbers"
     )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--shard-name", default=None, help="names the output file")
@@ -118,7 +124,7 @@ def extract(args: argparse.Namespace) -> FeatureSequence | None:
     video = None if frames else find_video(args.input)
     if not frames and video is None:
         return None
-    backbone = load_backbone(args.backbone, args.weights)
+    backbone = load_backbone(args.backbone, args.weights, args.backend, args.precision)
     checkpoints = checkpoints_at(args.checkpoint_uri, backbone, args.capture_rate)
     if video is not None:
         log.info("sampling %s at %g frames/s", video, args.capture_rate)

@@ -6,6 +6,7 @@ Every generator writes into the path it is given (use pytest's tmp_path) and ret
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 from collections.abc import Sequence
@@ -28,6 +29,18 @@ def shared_videos() -> list[Path]:
     if not SHARED_VIDEOS_DIR.is_dir():
         return []
     return sorted(p for p in SHARED_VIDEOS_DIR.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def real_clip(name: str) -> Path:
+    """The shared real video `name`; skips the test where it is absent, fails it under CI."""
+    import pytest
+
+    path = SHARED_VIDEOS_DIR / name
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared real video {path} is missing (CI must have it)")
+        pytest.skip(f"shared real video not found at {path}")
+    return path
 
 
 def lavfi_source(pattern: str, options: str) -> str:

@@ -40,7 +40,7 @@ IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian 
 
 @pytest.fixture(scope="module")
 def lite0() -> EfficientNetLite0:
-    backbone = load_backbone("efficientnet_lite0")
+    backbone = load_backbone("efficientnet_lite0", backend="keras")
     assert isinstance(backbone, EfficientNetLite0)
     return backbone
 
@@ -162,7 +162,7 @@ def test_a_user_named_copy_of_the_weights_loads(
 ) -> None:
     copy = tmp_path / "my-lite0.pth"
     shutil.copyfile(packaged_weights_path(), copy)
-    mine = load_backbone("efficientnet_lite0", weights=copy)
+    mine = load_backbone("efficientnet_lite0", weights=copy, backend="keras")
     np.testing.assert_allclose(mine.embed(cat[None]), lite0.embed(cat[None]), rtol=1e-5, atol=1e-5)
     assert recipe_of(mine, 5) == recipe_of(lite0, 5)  # the file's content names it, not its path
 
@@ -175,7 +175,8 @@ def test_the_loaded_backbones_recipe_names_its_weights_file(lite0: EfficientNetL
 def test_the_packaged_recipe_is_known_without_loading_the_network(
     lite0: EfficientNetLite0,
 ) -> None:
-    assert packaged_recipe("efficientnet_lite0", 29.97) == recipe_of(lite0, 29.97)
+    assert packaged_recipe("efficientnet_lite0", 29.97, backend="keras") == recipe_of(lite0, 29.97)
+    assert packaged_recipe("efficientnet_lite0", 5).backend == "openvino"  # the default
     with pytest.raises(ModelError, match="'inception_v3' has no packaged weights"):
         packaged_recipe("inception_v3", 5)
 
@@ -269,7 +270,7 @@ def test_inception_loads_a_named_weights_file_and_embeds_2048(tmp_path: Path) ->
     original = build_inception()
     weights = tmp_path / "inception.weights.h5"
     original.save_weights(weights)
-    backbone = load_backbone("inception_v3", weights=weights)
+    backbone = load_backbone("inception_v3", weights=weights, backend="keras")
     assert isinstance(backbone, Backbone)
     assert backbone.geometry == FrameGeometry(resize_short=299, crop=299)
     for loaded, saved in zip(backbone.model.get_weights(), original.get_weights(), strict=True):

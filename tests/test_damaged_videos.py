@@ -22,22 +22,13 @@ from highlights.model import MANIFEST_FILE, ModelManifest
 from highlights.synthetic import EVENT_CLASS, Event, make_match
 from tests.media import (
     REAL_SOCCER_CLIP,
-    SHARED_VIDEOS_DIR,
     damaged_copy,
     looped,
     mid_gop_cut,
+    real_clip,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def real_clip(name: str) -> Path:
-    path = SHARED_VIDEOS_DIR / name
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared real video {path} is missing (CI must have it)")
-        pytest.skip(f"shared real video not found at {path}")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,11 @@
 
 `efficientnet_lite0` (default) runs on weights that ship with a pip package, checked by sha256.
 `inception_v3` (the seed's backbone) needs a weights file or an explicit `imagenet` download.
+
+Backends. Each network is built in Keras (the reference, and what training's tests check); the
+`openvino` backend (default) converts that Keras graph when loading and runs it about three times
+faster on a CPU. Backend and precision are part of what makes features comparable: features of
+different backends or precisions never share a cache entry.
 """
 
 from __future__ import annotations
@@ -13,17 +18,22 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from highlights.config import DEFAULT_BACKEND, DEFAULT_PRECISION
 from highlights.errors import ModelError
 from highlights.images import prepare_image
 from highlights.recipe import FeatureRecipe
 from highlights.video import FrameGeometry
 
 BACKBONE_NAMES: tuple[str, ...] = ("efficientnet_lite0", "inception_v3")
+BACKENDS: tuple[str, ...] = ("openvino", "keras")
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 
 __all__ = [
     "BACKBONE_NAMES",
+    "BACKENDS",
     "SHAPING",
     "Backbone",
+    "PRECISIONS",
     "Shaping",
     "load_backbone",
     "packaged_recipe",
@@ -57,8 +67,8 @@ class Backbone(Protocol):
     name: str
     weights_sha256: str  # of the weights file loaded
     normalisation: str  # how uint8 RGB pixels become the network's input
-    backend: str  # what runs the network
-    precision: str  # the numbers it computes in
+    backend: str  # what runs the network: "keras" or "openvino"
+    precision: str  # the numbers it computes in: "float32" or "bfloat16"
     feature_dim: int
     geometry: FrameGeometry
 
@@ -67,13 +77,35 @@ class Backbone(Protocol):
         ...
 
 
-def load_backbone(name: str, weights: Path | str | None = None) -> Backbone:
-    """Build the backbone `name` with its weights loaded.
+def load_backbone(
+    name: str,
+    weights: Path | str | None = None,
+    backend: str = DEFAULT_BACKEND,
+    precision: str = DEFAULT_PRECISION,
+) -> Backbone:
+    """Build the backbone `name` with its weights loaded, run by `backend` at `precision`.
 
     `weights`: None for the default (the packaged file for efficientnet_lite0; an error for
     inception_v3), a weights file path, or "imagenet" (inception_v3: an explicit download;
-    efficientnet_lite0: the packaged ImageNet weights).
+    efficientnet_lite0: the packaged ImageNet weights). Keras computes in float32 only.
     """
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS or (backend == "keras" and precision != "float32"):
+        allowed = PRECISIONS if backend != "keras" else ("float32",)
+        raise ModelError(
+            f"precision {precision!r} is not available with {backend}; "
+            f"choose one of {', '.join(allowed)}"
+        )
+    reference = _keras_backbone(name, weights)
+    if backend == "keras":
+        return reference
+    from highlights.backbones.openvino_backend import OpenVinoBackbone
+
+    return OpenVinoBackbone(reference, precision)
+
+
+def _keras_backbone(name: str, weights: Path | str | None) -> Backbone:
     # Imported here: Keras/TensorFlow take seconds to import, and only the chosen one is needed.
     if name == "efficientnet_lite0":
         from highlights.backbones.efficientnet_lite import EfficientNetLite0
@@ -86,9 +118,14 @@ def load_backbone(name: str, weights: Path | str | None = None) -> Backbone:
     raise ModelError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_NAMES)}")
 
 
-def packaged_recipe(name: str, rate: Fraction | float | str) -> FeatureRecipe:
-    """The recipe `load_backbone(name)` (packaged weights, default backend) has at `rate`,
-    without loading the network: what the AWS runners name their feature jobs by."""
+def packaged_recipe(
+    name: str,
+    rate: Fraction | float | str,
+    backend: str = DEFAULT_BACKEND,
+    precision: str = DEFAULT_PRECISION,
+) -> FeatureRecipe:
+    """The recipe `load_backbone(name, None, backend, precision)` (packaged weights) has at
+    `rate`, without loading the network: what the AWS runners name their feature jobs by."""
     from highlights.sampling import SAMPLER
 
     shaping = SHAPING.get(name)
@@ -102,6 +139,8 @@ def packaged_recipe(name: str, rate: Fraction | float | str) -> FeatureRecipe:
         normalisation=shaping.normalisation,
         sampler=SAMPLER,
         rate=rate,  # type: ignore[arg-type]  # made exact by FeatureRecipe
+        backend=backend,
+        precision=precision,
     )
 
 

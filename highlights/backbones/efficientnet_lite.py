@@ -12,6 +12,7 @@ import importlib.resources
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -233,6 +234,10 @@ class EfficientNetLite0:
         if len(batch) == 0:
             return np.zeros((0, self.feature_dim), np.float32)
         return np.asarray(self.features.predict_on_batch(batch), dtype=np.float32)
+
+    def feature_graph(self, images: Any) -> Any:
+        """Float RGB 0-255 tensor -> features: what other backends convert."""
+        return self.features(images, training=False)
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """(B, 224, 224, 3) uint8 RGB -> (B, 1000) ImageNet logits."""

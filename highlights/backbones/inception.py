@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -72,6 +73,10 @@ class InceptionV3:
             return np.zeros((0, self.feature_dim), np.float32)
         batch = keras.applications.inception_v3.preprocess_input(batch)
         return np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+
+    def feature_graph(self, images: Any) -> Any:
+        """Float RGB 0-255 tensor -> features: what other backends convert."""
+        return self.model(images / 127.5 - 1.0, training=False)  # as preprocess_input does
 
 
 def _download_imagenet() -> Path:
