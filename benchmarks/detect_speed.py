@@ -103,23 +103,35 @@ def backbone_rate(config: Config, batches: int = 6) -> float:
     return batches * len(batch) / (time.perf_counter() - start)
 
 
-def train_models(work: Path) -> tuple[Path, Path, Path]:
-    """Our default model, and the seed's (InceptionV3, 20 frames/s) with its config file."""
+def train_ours(work: Path) -> Path:
+    """A tiny model of our default settings, trained on synthetic clips (kept in `work`)."""
     dataset = synthetic.make_dataset(work / "dataset", clips_per_class=3, seconds=3.0)
     ours = work / "model"
     if not (ours / "manifest.json").exists():
         train(dataset, ours, Config(cache_dir=work / "train-cache").replace(**{"train.epochs": 3}))
+    return ours
+
+
+def train_models(work: Path) -> tuple[Path, Path, Path]:
+    """Our default model, and the seed's (InceptionV3, 20 frames/s) with its config file."""
+    ours = train_ours(work)
+    dataset = work / "dataset"
     from highlights.backbones.inception import build_model
 
     weights = work / "inception-random.weights.h5"
     if not weights.exists():
         build_model().save_weights(weights)
     seed_config = work / "seed.toml"
-    seed_config.write_text(f'backbone = "inception_v3"\nbackbone_weights = "{weights}"\n')
+    seed_config.write_text(
+        f'backbone = "inception_v3"\nbackbone_weights = "{weights}"\nbackbone_backend = "keras"\n'
+    )
     seed = work / "seed-model"
     if not (seed / "manifest.json").exists():
         config = Config(
-            backbone="inception_v3", backbone_weights=weights, cache_dir=work / "train-cache"
+            backbone="inception_v3",
+            backbone_weights=weights,
+            backbone_backend="keras",  # the seed had only Keras
+            cache_dir=work / "train-cache",
         )
         train(dataset, seed, config.replace(**{"train.epochs": 2, "sampling.rate": SEED_RATE}))
     return ours, seed, seed_config
