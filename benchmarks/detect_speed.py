@@ -92,7 +92,9 @@ def detect(video: Path, model: Path, out: Path, config_file: Path | None = None)
 
 def backbone_rate(config: Config, batches: int = 6) -> float:
     """Frames/s of the backbone on batches of `config.batch_size`, after one warm-up batch."""
-    backbone = load_backbone(config.backbone, config.backbone_weights)
+    backbone = load_backbone(
+        config.backbone, config.backbone_weights, config.backbone_backend, config.backbone_precision
+    )
     crop = backbone.geometry.crop
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, (config.batch_size, crop, crop, 3), dtype=np.uint8)
@@ -175,8 +177,10 @@ def main() -> int:
                 ("  detect peak RSS", f"{result.peak_mib:.0f} MiB"),
             ]
         config = Config()
-        rows.append((f"backbone {config.backbone} (batch {config.batch_size})",
-                     f"{backbone_rate(config):.0f} frames/s"))  # fmt: skip
+        for backend in ("openvino", "keras"):
+            rate = backbone_rate(config.replace(backbone_backend=backend))
+            rows.append((f"backbone {config.backbone} on {backend} (batch {config.batch_size})",
+                         f"{rate:.0f} frames/s"))  # fmt: skip
         seed_result = detect(short, seed, runs / "seed", seed_config)
         ours_result = detect(short, ours, runs / "short-ours")
         rows += [
