@@ -350,7 +350,12 @@ def run_detect(
     info = probe(video)
     model = SequenceModel.load(model_dir)
     config = config_for_model(config, model.manifest)
-    backbone = load_backbone(config.backbone, config.backbone_weights)
+    backbone = load_backbone(
+        config.backbone,
+        config.backbone_weights,
+        config.backbone_backend,
+        config.backbone_precision,
+    )
     # Refused before anything is written: features of another recipe mean nothing to the model.
     model.manifest.check_features(recipe_of(backbone, config.sampling.rate), str(video))
     digest = file_sha256(video)

@@ -137,3 +137,22 @@ def test_window_scores_and_ranges_of_a_real_clip_do_not_change(
         assert [(s.start, s.end) for s in find_segments(
             got, [EVENT_CLASS], policy, fast.times[-1] + 0.2
         )] == [(s.start, s.end) for s in ranges]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_keras_features_detects_with_keras(tmp_path: Path) -> None:
+    """The backend is part of the model's recipe: detect follows the model, not the default."""
+    from highlights import synthetic
+    from highlights.pipeline import run_detect
+    from highlights.training import train
+
+    data = synthetic.make_dataset(tmp_path / "data", clips_per_class=2, seconds=2.0)
+    config = Config(cache_dir=tmp_path / "cache", backbone_backend="keras")
+    train(data, tmp_path / "model", config.replace(**{"train.epochs": 1}))
+    match = synthetic.make_match(tmp_path / "match.mp4", 6, [synthetic.Event(2, 4)])
+    result = run_detect(
+        match, tmp_path / "model", tmp_path / "out", Config(cache_dir=tmp_path / "cache"),
+        [EVENT_CLASS],
+    )  # fmt: skip
+    assert result.segments_json.is_file()
+    assert SequenceModel.load(tmp_path / "model").manifest.recipe.backend == "keras"
