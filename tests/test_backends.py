@@ -124,7 +124,7 @@ def test_window_scores_and_ranges_of_a_real_clip_do_not_change(
     np.testing.assert_array_equal(fast.times, reference.times)
     assert np.abs(fast.features - reference.features).max() <= FEATURE_TOLERANCE
 
-    model = SequenceModel.load(trained_model, backbone="efficientnet_lite0")
+    model = SequenceModel.load(trained_model)
     want = score_sequence(reference, config.window, model)
     got = score_sequence(fast, config.window, model)
     assert len(want.starts) >= 3
