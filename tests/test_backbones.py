@@ -169,7 +169,7 @@ def test_a_user_named_copy_of_the_weights_loads(
 
 def test_the_loaded_backbones_recipe_names_its_weights_file(lite0: EfficientNetLite0) -> None:
     assert lite0.weights_sha256 == hashlib.sha256(packaged_weights_path().read_bytes()).hexdigest()
-    assert recipe_of(lite0, 5) == a_recipe(rate=5)
+    assert recipe_of(lite0, 5) == a_recipe(rate=5, backend="keras")
 
 
 def test_the_packaged_recipe_is_known_without_loading_the_network(
