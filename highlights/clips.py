@@ -9,12 +9,20 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from highlights.errors import InputError, OutputExistsError, VideoError
 from highlights.files import atomic_path
 from highlights.segments import Segment
+from highlights.timecode import (
+    FrameTime,
+    as_rate,
+    clip_frames,
+    ffmpeg_rate,
+    ffmpeg_span,
+    last_frame_time,
+    seconds_text,
+)
 from highlights.video import VideoInfo, ffmpeg_command, media_path, probe, run_ffmpeg
 
 H264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
@@ -23,16 +31,12 @@ MP4 = ["-movflags", "+faststart"]
 THUMBNAIL_MAX_WIDTH = 640
 
 
-@dataclass(frozen=True)
-class _Range:
-    start: float
-    length: float
-
-
 def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Path:
     """Write `segment` of `video` to `out` (.mp4).
 
-    Default: re-encoded (H.264 + AAC), starting and ending on the requested frames.
+    Default: re-encoded (H.264 + AAC), from the frame on screen at `segment.start` to the last
+    frame that starts before `segment.end` (`highlights.timecode.clip_frames`, clamped to the
+    video), the same frames MediaConvert's clipping takes.
     `copy=True`: the video stream is copied without re-encoding (audio is still AAC). Fast,
     but the file starts at the keyframe at or before `segment.start`; the MP4 edit list tells
     players that honour it to begin at `segment.start`.
@@ -40,15 +44,16 @@ def cut_clip(video: Path, segment: Segment, out: Path, copy: bool = False) -> Pa
     video, out = Path(video), Path(out)
     info = probe(video)
     _refuse_overwriting_input(video, out)
-    span = _clamp(video, segment, info)
+    first, stop = _frames(video, segment, info)
+    seek, length = ffmpeg_span(first, stop)
     video_codec = ["-c:v", "copy"] if copy else H264
     command = [
-        *ffmpeg_command(), "-ss", f"{span.start:.6f}", "-i", media_path(video),
-        "-t", f"{span.length:.6f}", "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn",
+        *ffmpeg_command(), "-ss", seek, "-i", media_path(video),
+        "-t", length, "-map", "0:V:0", "-map", "0:a:0?", "-sn", "-dn",
         *video_codec, *AAC,
     ]  # fmt: skip
     with atomic_path(out) as tmp:
-        action = f"cut {span.start:.3f}-{segment.end:.3f} s"
+        action = f"cut {float(first.seconds):.3f}-{float(stop.seconds):.3f} s"
         run_ffmpeg([*command, *MP4, media_path(tmp)], video, action)
     return out
 
@@ -76,12 +81,13 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     video, out = Path(video), Path(out)
     info = probe(video)
     _refuse_overwriting_input(video, out)
-    last_frame = max(0.0, info.duration - 1 / info.fps)
-    at = min(max(0.0, time), last_frame)
+    frame = FrameTime.at(min(max(0.0, time), last_frame_time(info.duration, info.fps)), info.fps)
+    at = float(frame.seconds)
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
         command = [
-            *ffmpeg_command(), "-ss", f"{at:.6f}", "-i", media_path(video), "-map", "0:V:0",
+            *ffmpeg_command(), "-ss", seconds_text(frame.seconds), "-i", media_path(video),
+            "-map", "0:V:0",
             "-frames:v", "1", "-vf", f"scale={width}:-2", "-q:v", "3", "-update", "1",
             media_path(tmp),
         ]  # fmt: skip
@@ -99,14 +105,14 @@ def _refuse_overwriting_input(source: Path, out: Path) -> None:
         raise OutputExistsError(f"{out}: output would overwrite its own input video")
 
 
-def _clamp(video: Path, segment: Segment, info: VideoInfo) -> _Range:
-    start, end = max(0.0, segment.start), min(segment.end, info.duration)
-    if end <= start:
+def _frames(video: Path, segment: Segment, info: VideoInfo) -> tuple[FrameTime, FrameTime]:
+    """(first, stop) frames of `segment` in `video`; InputError naming it if there are none."""
+    if segment.end <= max(0.0, segment.start) or segment.start >= info.duration:
         raise InputError(
             f"{video}: range {segment.start:.3f}-{segment.end:.3f} s is empty or outside "
             f"the video (0-{info.duration:.3f} s)"
         )
-    return _Range(start, end - start)
+    return clip_frames(segment.start, segment.end, info.fps, info.duration)
 
 
 def _same_format(infos: Sequence[VideoInfo]) -> bool:
@@ -115,7 +121,8 @@ def _same_format(infos: Sequence[VideoInfo]) -> bool:
     def key(info: VideoInfo) -> tuple[object, ...]:
         return (info.codec, info.width, info.height, info.rotation, info.has_audio)
 
-    return all(key(info) == key(first) and abs(info.fps - first.fps) < 0.01 for info in infos)
+    rate = as_rate(first.fps)
+    return all(key(info) == key(first) and as_rate(info.fps) == rate for info in infos)
 
 
 def _concat_list(infos: Sequence[VideoInfo], folder: Path) -> Path:
@@ -144,7 +151,7 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     has no audio, then H.264 + AAC."""
     first = infos[0]
     width, height = first.width // 2 * 2, first.height // 2 * 2
-    fps = first.fps
+    fps = ffmpeg_rate(first.fps)
     with_audio = any(info.has_audio for info in infos)
     inputs: list[str] = []
     graph: list[str] = []
@@ -153,12 +160,13 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
         inputs += ["-i", media_path(info.path)]
         graph.append(
             f"[{i}:v:0]scale={width}:{height}:force_original_aspect_ratio=decrease,"
-            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps:.6f},"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps},"
             f"format=yuv420p[v{i}]"
         )
         pads += f"[v{i}]"
         if with_audio:
-            source = f"[{i}:a:0]" if info.has_audio else f"anullsrc=d={info.duration:.6f},"
+            silence = f"anullsrc=d={seconds_text(info.duration)},"
+            source = f"[{i}:a:0]" if info.has_audio else silence
             graph.append(f"{source}aresample=48000,aformat=channel_layouts=stereo[a{i}]")
             pads += f"[a{i}]"
     outputs = "[v][a]" if with_audio else "[v]"

@@ -1,7 +1,7 @@
 """All tunable settings in one typed place.
 
-Times are seconds (floats) everywhere in the library; conversion to frame numbers or
-MediaConvert timecodes happens only at the edges (`highlights.timecode`).
+Times are seconds (floats) everywhere in the library; every conversion to frame numbers or
+timecodes is in `highlights.timecode`.
 A config can be read from a TOML file and then overridden field by field from CLI flags.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from highlights.errors import ConfigError
+from highlights.timecode import frames_before
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 # What runs the backbone: "openvino" (about 3x faster on a CPU) or "keras" (the reference).
@@ -60,11 +61,12 @@ class WindowConfig:
             )
 
     def steps(self, rate: float) -> int:
-        """Number of sampled frames in one window at `rate` frames/s."""
-        return max(1, round(self.length * rate))
+        """Number of sampled frames in one window at `rate` frames/s: those that start within
+        `length` seconds of its first."""
+        return max(1, frames_before(self.length, rate))
 
     def stride_steps(self, rate: float) -> int:
-        return max(1, round(self.stride * rate))
+        return max(1, frames_before(self.stride, rate))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from highlights.files import atomic_path, file_sha256
 from highlights.recipe import FeatureRecipe, recipe_of
 from highlights.sampling import sample_frames
 from highlights.storage import LocalStorage
+from highlights.timecode import frame_times, frames_at
 from highlights.video import SampledFrame, probe
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class FeatureSequence:
 
 def frame_indices(times: np.ndarray, rate: float) -> np.ndarray:
     """The sample numbers of frames at `times` taken at `rate` frames/s (frame k at k / rate)."""
-    return np.rint(np.asarray(times, dtype=np.float64) * rate).astype(np.int64)
+    return frames_at(times, rate)
 
 
 # --- extraction --------------------------------------------------------------------------
@@ -246,7 +247,7 @@ def _unbroken(parts: list[Part]) -> list[Part]:
 def _part_sequence(part: Part, backbone: str, rate: float) -> FeatureSequence:
     """A checkpoint part as a sequence; times are k / rate, as sampling makes them."""
     return FeatureSequence(
-        times=part.indices / rate,
+        times=frame_times(part.indices, rate),
         features=part.features,
         backbone=backbone,
         rate=float(rate),
@@ -347,8 +348,8 @@ def _check_shapes(seq: FeatureSequence, path: Path) -> None:
 def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
     """One sequence from parts (e.g. shards of one video): sorted by time, duplicates dropped.
 
-    Times closer than a thousandth of a sampling step count as the same frame; the first
-    part's frame is kept. All parts must share recipe and feature size.
+    Times that name the same sampled frame count as one frame; the first part's frame is kept.
+    All parts must share recipe and feature size.
     """
     if not parts:
         raise InputError("no feature sequences to merge")
@@ -366,7 +367,8 @@ def merge_features(parts: Sequence[FeatureSequence]) -> FeatureSequence:
             )
     times = np.concatenate([part.times for part in parts])
     order = np.argsort(times, kind="stable")
-    keep = order[np.concatenate([[True], np.diff(times[order]) > 1e-3 / first.rate])]
+    frames = frames_at(times[order], first.rate)
+    keep = order[np.concatenate([[True], np.diff(frames) > 0])]
     return FeatureSequence(
         times=times[keep],
         features=np.concatenate([part.features for part in parts])[keep],

@@ -34,6 +34,7 @@ from highlights.features import (
 )
 from highlights.images import fit_picture
 from highlights.recipe import recipe_of
+from highlights.timecode import frame_time, frame_times
 from highlights.video import FrameGeometry, SampledFrame
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class CapturedFrame:
     sequence: int  # 0-based capture number
 
     def time(self, rate: float) -> float:
-        return self.sequence / rate
+        return float(frame_time(self.sequence, rate))
 
 
 def parse_capture_name(path: Path) -> CapturedFrame | None:
@@ -159,7 +160,11 @@ def captured_features(
     )
     features[~found] = new.features
     return FeatureSequence(
-        numbers / rate, features, backbone.name, float(rate), recipe=recipe_of(backbone, rate)
+        frame_times(numbers, rate),
+        features,
+        backbone.name,
+        float(rate),
+        recipe=recipe_of(backbone, rate),
     )
 
 

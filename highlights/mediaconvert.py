@@ -2,9 +2,10 @@
 
 Three kinds of job: frame capture (JPEG frames at the sampling rate, for the features job),
 one clip per detected range, and the highlight reel (every range, in order, in one MP4).
-Times stay in seconds until this edge, where they become `HH:MM:SS:FF` timecodes at the
-source frame rate. Inputs use ZEROBASED timecodes so that 00:00:00:00 is the first frame
-whatever timecode track the camera wrote.
+Times stay in seconds until this edge, where they become timecodes at the source frame rate
+(`highlights.timecode`: drop-frame `HH:MM:SS;FF` at 29.97 and 59.94, else `HH:MM:SS:FF`).
+Inputs use ZEROBASED timecodes so that 00:00:00:00 is the first frame whatever timecode track
+the camera wrote.
 
 Rules of the service that shape these settings:
 - "You can create frame capture outputs only in jobs that also have a regular audio and video
@@ -39,7 +40,7 @@ from typing import Any
 
 from highlights.errors import InputError
 from highlights.segments import Segment
-from highlights.timecode import clip_timecodes
+from highlights.timecode import as_rate, clip_timecodes, frames_before
 
 MAX_CAPTURES = 10_000_000  # MediaConvert's upper bound for FrameCaptureSettings.MaxCaptures
 MAX_INPUTS = 150  # MediaConvert's limit of inputs in one job
@@ -221,8 +222,8 @@ def client_request_token(key: str, attempt: int = 0) -> str:
 
 
 def capture_count(duration: float, rate: float) -> int:
-    """Frames captured at `rate` over `duration` seconds: times 0, 1/rate, ... up to duration."""
-    return max(1, min(MAX_CAPTURES, math.floor(duration * rate + 1e-9) + 1))
+    """Frames captured at `rate` over `duration` seconds: times 0, 1/rate, ... before the end."""
+    return max(1, min(MAX_CAPTURES, frames_before(duration, rate)))
 
 
 def frame_capture_settings(
@@ -244,7 +245,7 @@ def frame_capture_settings(
         raise InputError(f"frame capture rate must be positive, got {rate}")
     if _as_prefix(proxy) == _as_prefix(destination) or proxy.startswith(_as_prefix(destination)):
         raise InputError(f"the proxy {proxy} must not be written among the frames {destination}")
-    framerate = Fraction(rate).limit_denominator(1001)
+    framerate = as_rate(rate)
     frames: dict[str, Any] = {
         "CodecSettings": {
             "Codec": "FRAME_CAPTURE",

@@ -46,7 +46,7 @@ class ModelManifest:
     rate: float  # frames per second sampled for the features (the recipe's)
     window_length: float  # seconds
     window_stride: float  # seconds
-    steps: int  # frames per window = round(window_length * rate)
+    steps: int  # frames per window: WindowConfig.steps(rate)
     preset: str
     recipe: FeatureRecipe  # what made the features the model was trained on
     training: dict[str, Any] = field(default_factory=dict)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from highlights.errors import ConfigError, InputError
 from highlights.segments import Segment
+from highlights.timecode import from_milliseconds, milliseconds
 from highlights.windows import WindowScores
 
 
@@ -40,11 +41,11 @@ class WindowRecord:
 
     @property
     def start_ms(self) -> int:
-        return round(self.start * 1000)
+        return milliseconds(self.start)
 
     @property
     def end_ms(self) -> int:
-        return round(self.end * 1000)
+        return milliseconds(self.end)
 
 
 def window_records(
@@ -97,8 +98,8 @@ def _from_row(
 ) -> WindowRecord:
     return WindowRecord(
         match_id=match_id,
-        start=start_ms / 1000,
-        end=end_ms / 1000,
+        start=from_milliseconds(start_ms),
+        end=from_milliseconds(end_ms),
         scores={name: float(value) for name, value in scores.items()},
         picked=bool(picked),
         damaged=float(damaged),

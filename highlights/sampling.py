@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import queue
 import threading
 import weakref
@@ -54,7 +53,9 @@ from av.video.frame import PictureType
 from highlights.damage import TimeRange, clip_ranges
 from highlights.errors import VideoError
 from highlights.images import fit_picture
+from highlights.timecode import as_rate, frame_duration, frame_time, stream_seconds, to_pts
 from highlights.video import (
+    CONTAINER_TIME_BASE,
     FrameGeometry,
     SampledFrame,
     VideoInfo,
@@ -217,10 +218,10 @@ class _Decoder:
         self.geometry = geometry
         self.info = info
         self.threads = threads
-        self.exact_rate = Fraction(rate).limit_denominator(1001)
+        self.exact_rate = as_rate(rate)
         self.damage = _DamageLog()
         self.end = float(info.duration)
-        self.since = 0.0 if start_frame == 0 else (start_frame - 1) / rate
+        self.since = 0.0 if start_frame == 0 else float(frame_time(start_frame - 1, rate))
 
     def damaged_ranges(self, until: float | None) -> tuple[TimeRange, ...]:
         return self.damage.ranges(self.since, self.end if until is None else until)
@@ -364,27 +365,31 @@ class _Clock:
         fps: float,
     ) -> None:
         self.time_base = stream.time_base or Fraction(1, 1_000_000)
-        self.origin = Fraction(container.start_time or 0, av.time_base)
+        self.origin = stream_seconds(container.start_time or 0, CONTAINER_TIME_BASE)
         self.rate = rate
-        self.frame_length = Fraction(1 / fps).limit_denominator(1_000_000)
-        self.duration = Fraction(container.duration or 0, av.time_base)
+        self.frame_length = frame_duration(fps)
+        self.duration = stream_seconds(container.duration or 0, CONTAINER_TIME_BASE)
         self.end = Fraction(0)  # end of the last packet seen
         self.last = Fraction(0)  # time of the last packet or picture seen
 
     def time(self, pts: int) -> Fraction:
-        return pts * self.time_base - self.origin
+        return stream_seconds(pts, self.time_base, self.origin)
 
     def to_pts(self, seconds: Fraction) -> int:
-        return math.floor((seconds + self.origin) / self.time_base)
+        return to_pts(seconds, self.time_base, self.origin)
 
     def slot_time(self, index: int) -> Fraction:
-        return index / self.rate
+        return frame_time(index, self.rate)
 
     def see(self, packet: av.Packet) -> None:
         if packet.pts is None:
             return
         start = self.time(packet.pts)
-        length = packet.duration * self.time_base if packet.duration else self.frame_length
+        length = (
+            stream_seconds(packet.duration, self.time_base)
+            if packet.duration
+            else self.frame_length
+        )
         self.end = max(self.end, start + length)
         self.last = max(self.last, start)
 
@@ -468,7 +473,7 @@ class _Slots:
                 continue
             yield SampledFrame(
                 index=index,
-                time=index / decoder.rate,
+                time=float(at),
                 image=decoder.shape(self.current),
                 damaged=decoder.damage.covers(at),
             )

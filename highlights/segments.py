@@ -28,6 +28,7 @@ from highlights.config import SegmentConfig
 from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
 from highlights.files import write_text_atomic
+from highlights.timecode import game_time, milliseconds
 from highlights.windows import WindowScores
 
 FORMAT_NAME = "sports-highlights/segments"
@@ -144,12 +145,6 @@ def find_segments(
     ]
 
 
-def game_time(seconds: float) -> str:
-    """SoccerNet-style "M:SS" (minutes are not wrapped into hours: 95 minutes is "95:00")."""
-    whole = max(0, math.floor(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
 def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -> float:
     """The centre of the best-scoring window inside the segment (its spotting position)."""
     inside = np.flatnonzero((scores.starts < segment.end) & (scores.ends > segment.start))
@@ -160,18 +155,14 @@ def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -
     return min(max(centre, segment.start), segment.end)
 
 
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
 def _prediction(segment: Segment, position: float) -> dict[str, Any]:
     return {
         "gameTime": game_time(position),
         "label": segment.label,
-        "position": _ms(position),
+        "position": milliseconds(position),
         "confidence": segment.score,
-        "start_ms": _ms(segment.start),
-        "end_ms": _ms(segment.end),
+        "start_ms": milliseconds(segment.start),
+        "end_ms": milliseconds(segment.end),
         "start": segment.start,
         "end": segment.end,
     }
@@ -180,8 +171,8 @@ def _prediction(segment: Segment, position: float) -> dict[str, Any]:
 def _window(scores: WindowScores, i: int) -> dict[str, Any]:
     start, end = float(scores.starts[i]), float(scores.ends[i])
     return {
-        "start_ms": _ms(start),
-        "end_ms": _ms(end),
+        "start_ms": milliseconds(start),
+        "end_ms": milliseconds(end),
         "start": start,
         "end": end,
         "scores": {
@@ -198,7 +189,12 @@ def _damage(damage: DecodeDamage) -> dict[str, Any]:
         "damaged_frames": damage.damaged_frames,
         "share": round(damage.share, SCORE_DECIMALS),
         "ranges": [
-            {"start_ms": _ms(r.start), "end_ms": _ms(r.end), "start": r.start, "end": r.end}
+            {
+                "start_ms": milliseconds(r.start),
+                "end_ms": milliseconds(r.end),
+                "start": r.start,
+                "end": r.end,
+            }
             for r in damage.ranges
         ],
     }

@@ -15,9 +15,13 @@ import imageio_ffmpeg
 import numpy as np
 
 from highlights.errors import VideoError
+from highlights.timecode import frames_before, stream_seconds
 
 # Video streams ffmpeg's `V` stream specifier skips: cover art and thumbnails, not footage.
 NOT_MOTION_VIDEO = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+
+# Container-level times (start_time, duration) count in microseconds: FFmpeg's AV_TIME_BASE.
+CONTAINER_TIME_BASE = Fraction(1, av.time_base)
 
 # How many trailing lines of ffmpeg's stderr go into an error message.
 STDERR_TAIL_LINES = 8
@@ -44,8 +48,8 @@ class VideoInfo:
     rate: Fraction  # the same frame rate, exact (30000/1001 where `fps` says 29.97...)
 
     def expected_frames(self, rate: float) -> int:
-        """How many frames `sample_frames` yields at `rate` (give or take one at the end)."""
-        return max(1, round(self.duration * rate))
+        """How many frames `sample_frames` yields at `rate`: those that start before the end."""
+        return max(1, frames_before(self.duration, rate))
 
 
 @dataclass(frozen=True)
@@ -186,29 +190,29 @@ def _duration(
     of sampled frames is about duration * rate. Falls back to the container duration, then to
     scanning packet timestamps (raw streams carry neither).
     """
-    container_start = (container.start_time or 0) / av.time_base
+    origin = stream_seconds(container.start_time or 0, CONTAINER_TIME_BASE)
     if stream.duration is not None and stream.time_base:
-        start = float((stream.start_time or 0) * stream.time_base)
-        return start + float(stream.duration * stream.time_base) - container_start
+        start = stream_seconds(stream.start_time or 0, stream.time_base, origin)
+        return float(start + stream_seconds(stream.duration, stream.time_base))
     if container.duration:
-        return container.duration / av.time_base
+        return float(stream_seconds(container.duration, CONTAINER_TIME_BASE))
     # Raw streams cannot seek back, so the scan reads its own copy of the file.
     with av.open(media_path(path), metadata_errors="ignore") as scan:
-        return _scan_duration(scan, scan.streams[stream.index]) - container_start
+        return float(_scan_duration(scan, scan.streams[stream.index]) - origin)
 
 
 def _scan_duration(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
-) -> float:
+) -> Fraction:
     """End time from packet timestamps, or the sum of packet durations when there are none."""
-    end = total = 0.0
+    end = total = Fraction(0)
     for packet in container.demux(stream):
         if packet.size == 0 or not packet.time_base:
             continue
-        length = float((packet.duration or 0) * packet.time_base)
+        length = stream_seconds(packet.duration or 0, packet.time_base)
         total += length
         if packet.pts is not None:
-            end = max(end, float(packet.pts * packet.time_base) + length)
+            end = max(end, stream_seconds(packet.pts, packet.time_base) + length)
     return end or total
 
 

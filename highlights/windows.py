@@ -20,6 +20,7 @@ from highlights.config import WindowConfig
 from highlights.damage import DecodeDamage
 from highlights.errors import InputError
 from highlights.features import FeatureSequence
+from highlights.timecode import frame_times, frames_at
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Windows:
     """Fixed-length runs of frame features, with each run's time span in seconds."""
 
     starts: np.ndarray  # (W,) float64 seconds: time of the window's first frame
-    ends: np.ndarray  # (W,) float64 seconds: time of its last real frame + 1/rate
+    ends: np.ndarray  # (W,) float64 seconds: the end of its last real frame
     features: np.ndarray  # (W, T, D) float32
     damaged: np.ndarray = None  # type: ignore[assignment]  # (W,) share of damaged frames
 
@@ -159,7 +160,7 @@ def _gather(seq: FeatureSequence, indices: np.ndarray) -> Windows:
     times = np.asarray(seq.times, dtype=np.float64)
     return Windows(
         starts=times[indices[:, 0]],
-        ends=times[indices[:, -1]] + 1.0 / seq.rate,
+        ends=frame_times(frames_at(times[indices[:, -1]], seq.rate) + 1, seq.rate),
         features=np.asarray(seq.features, dtype=np.float32)[indices],
         damaged=seq.damaged[indices].mean(axis=1, dtype=np.float32),
     )

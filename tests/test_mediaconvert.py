@@ -168,7 +168,7 @@ def test_frame_capture_samples_at_the_rate_with_enough_captures():
     frames = output["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
     assert output["VideoDescription"]["CodecSettings"]["Codec"] == "FRAME_CAPTURE"
     assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 1)
-    assert frames["MaxCaptures"] == 301  # t = 0, 0.2, ..., 60.0
+    assert frames["MaxCaptures"] == 300  # t = 0, 0.2, ..., 59.8: the frames before the end
     group = settings["OutputGroups"][0]["OutputGroupSettings"]
     assert group["FileGroupSettings"]["Destination"] == "s3://work/frames/m1/frame"
     assert settings["Inputs"][0]["TimecodeSource"] == "ZEROBASED"
