@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import imageio_ffmpeg
+import pytest
 
 from highlights.video import VIDEO_SUFFIXES
 
@@ -33,14 +34,32 @@ def shared_videos() -> list[Path]:
 
 def real_clip(name: str) -> Path:
     """The shared real video `name`; skips the test where it is absent, fails it under CI."""
-    import pytest
+    return require_shared(SHARED_VIDEOS_DIR / name)
 
-    path = SHARED_VIDEOS_DIR / name
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared real video {path} is missing (CI must have it)")
-        pytest.skip(f"shared real video not found at {path}")
+
+def missing_shared(path: Path) -> None:
+    """Skip the calling test, saying that `path` of the shared data is absent; but fail it
+    when the `CI` environment variable is set: CI always has the shared videos."""
+    message = f"shared real videos not found at {path}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}, and CI must have them")
+    pytest.skip(message)
+
+
+def require_shared(path: Path = SHARED_VIDEOS_DIR) -> Path:
+    """`path` (a file or folder of the shared data), or `missing_shared` when it is absent."""
+    if not path.exists() or (path.is_dir() and not shared_videos()):
+        missing_shared(path)
     return path
+
+
+def shared_video_params() -> list:
+    """The shared videos as pytest parameters; without them, one `None` parameter whose test
+    must call `require_shared`, so an absent folder fails in CI instead of selecting nothing."""
+    videos = shared_videos()
+    if not videos:
+        return [pytest.param(None, id="no-shared-videos")]
+    return [pytest.param(p, id=str(p.relative_to(SHARED_VIDEOS_DIR))) for p in videos]
 
 
 def lavfi_source(pattern: str, options: str) -> str:

@@ -25,6 +25,7 @@ import re
 import threading
 import urllib.parse
 import urllib.request
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,11 @@ import boto3
 import pytest
 
 from highlights.matches import match_for_object
-from highlights.timecode import from_timecode
 from tests import airflow_env
 from tests.aws_rules import presigned_link_problems, unique_processing_job_names
 from tests.aws_strict import strict_aws
 from tests.fake_mediaconvert import FakeMediaConvert
+from tests.mediaconvert_jobs import timecode_frames
 
 airflow_env.configure()
 
@@ -473,7 +474,7 @@ def test_one_dynamodb_item_per_window(world, first_run):
     assert any(i["picked"]["BOOL"] for i in items)
 
 
-def test_one_clipping_job_per_range_at_source_timecodes(world, first_run, synthetic_match):
+def test_one_clipping_job_per_range_at_source_timecodes(world, first_run):
     dag_run, match_id = first_run
     folder = results(plan(dag_run))
     ranges = read_json(world, "match-highlights", f"{folder}segments.json")["predictions"]
@@ -494,12 +495,12 @@ def test_one_clipping_job_per_range_at_source_timecodes(world, first_run, synthe
             "FileGroupSettings"
         ]["Destination"]
         assert destination == f"s3://match-highlights/{folder}clips/clip-{index:03d}"
-    events = synthetic_match[1]
-    found = [
-        from_timecode(c["Settings"]["Inputs"][0]["InputClippings"][0]["StartTimecode"], 25)
-        for c in clips
-    ]
-    assert any(abs(start - events[0].start) < 3 for start in found)
+    # Each clip starts within one frame of its range: on the frame on screen at its start,
+    # read back with the MediaConvert fake's own timecode parser.
+    for request, prediction in zip(clips, ranges, strict=True):
+        clipping = request["Settings"]["Inputs"][0]["InputClippings"][0]
+        start = timecode_frames(clipping["StartTimecode"], Fraction(25)) / Fraction(25)
+        assert prediction["start"] - Fraction(1, 25) < start <= prediction["start"]
 
 
 def test_reel_joins_every_range_in_one_job(world, first_run):

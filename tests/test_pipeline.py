@@ -76,8 +76,11 @@ def test_reel_report_segments_and_email_are_written(detection) -> None:
     result, _, out, _ = detection
     assert result.reel is not None and result.reel.stat().st_size > 0
     assert result.report is not None and "<svg" in result.report.read_text()
-    document = json.loads(result.segments_json.read_text())
-    assert document  # the format itself is specified in test_segments
+    document = json.loads(result.segments_json.read_text())  # its format: test_segments
+    assert [(p["start"], p["end"]) for p in document["predictions"]] == [
+        (s.start, s.end) for s in result.segments
+    ]
+    assert document["video"] == result.video.path.name
     email = (out / "notification.eml").read_text()
     for clip in result.clips:
         assert clip.name in email

@@ -12,6 +12,7 @@ import logging
 import shutil
 import tarfile
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import boto3
@@ -44,7 +45,8 @@ from highlights.video import FrameGeometry
 from highlights.windows import WindowScores, score_sequence
 from processing import extract_features, score_windows
 from processing.score_windows import EndpointScorer
-from tests.media import make_video, run_ffmpeg
+from tests.media import make_video
+from tests.mediaconvert_jobs import read_source, run_job
 from tests.recipes import a_recipe
 
 RATE = 5.0
@@ -57,12 +59,36 @@ SMALL_DIM = 16
 
 
 def capture_frames(video: Path, folder: Path, rate: float = RATE, name: str = CAPTURE) -> Path:
-    """JPEGs as MediaConvert's frame capture writes them: first frame, then one every 1/rate s."""
+    """JPEGs as MediaConvert's frame capture writes them, made by the MediaConvert fake's own
+    reading of the documentation (tests/mediaconvert_jobs.py), not by our sampler's rule."""
+    exact = Fraction(rate).limit_denominator(1001)
+    capture = {
+        "FramerateNumerator": exact.numerator,
+        "FramerateDenominator": exact.denominator,
+        "MaxCaptures": 10_000_000,
+        "Quality": 95,
+    }
+    settings = {
+        "Inputs": [{"FileInput": f"s3://in/{video.name}", "TimecodeSource": "ZEROBASED"}],
+        "OutputGroups": [{
+            "OutputGroupSettings": {
+                "Type": "FILE_GROUP_SETTINGS",
+                "FileGroupSettings": {"Destination": f"s3://out/{name}"},
+            },
+            "Outputs": [{
+                "ContainerSettings": {"Container": "RAW"},
+                "Extension": "jpg",
+                "VideoDescription": {
+                    "CodecSettings": {"Codec": "FRAME_CAPTURE", "FrameCaptureSettings": capture}
+                },
+            }],
+        }],
+    }  # fmt: skip
+    source = read_source(f"s3://in/{video.name}", video)
+    _, files = run_job(settings, [source], folder.parent / f"{folder.name}-job")
     folder.mkdir(parents=True, exist_ok=True)
-    # round=up: capture k shows the picture on screen at k / rate, as MediaConvert's does
-    run_ffmpeg(["-i", str(video), "-vf", f"fps={rate:g}:start_time=0:round=up", "-q:v", "2",
-                "-start_number", "0",
-                str(folder / f"{name}.%07d.jpg")])
+    for made in files:
+        shutil.copy(made.local, folder / made.url.rsplit("/", 1)[1])
     return folder
 
 

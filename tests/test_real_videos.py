@@ -14,13 +14,15 @@ from highlights.features import extract_features
 from highlights.pipeline import run_detect
 from highlights.training import train
 from highlights.video import probe
-from tests.media import SHARED_VIDEOS_DIR, run_ffmpeg, shared_videos
+from tests.media import SHARED_VIDEOS_DIR, require_shared, run_ffmpeg, shared_video_params
 
-SHARED = shared_videos()
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not SHARED, reason=f"shared real videos not found at {SHARED_VIDEOS_DIR}"),
-]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_data() -> Path:
+    """Every test here reads the shared real videos: skipped without them, failed in CI."""
+    return require_shared()
 
 TRAINING = {
     "SoccerJuggling": [
@@ -46,9 +48,7 @@ def lite0():
     return load_backbone("efficientnet_lite0")
 
 
-@pytest.mark.parametrize(
-    "video", SHARED, ids=[str(p.relative_to(SHARED_VIDEOS_DIR)) for p in SHARED]
-)
+@pytest.mark.parametrize("video", shared_video_params())
 def test_every_shared_video_becomes_lite0_features(video: Path, lite0) -> None:
     info = probe(video)
     sequence = extract_features(video, lite0, rate=2.0)

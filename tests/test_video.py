@@ -23,8 +23,9 @@ from tests.media import (
     make_split_colour_video,
     make_video,
     mid_gop_cut,
+    require_shared,
     run_ffmpeg,
-    shared_videos,
+    shared_video_params,
 )
 
 SMALL = FrameGeometry(resize_short=64, crop=64)
@@ -413,14 +414,9 @@ def test_resuming_gives_the_frames_of_a_run_from_the_start(
 
 # --- every real video in the shared folder ----------------------------------------------
 
-SHARED = shared_videos()
-
-
-@pytest.mark.skipif(not SHARED, reason=f"shared real videos not found at {SHARED_VIDEOS_DIR}")
-@pytest.mark.parametrize(
-    "video", SHARED, ids=[str(p.relative_to(SHARED_VIDEOS_DIR)) for p in SHARED]
-)
-def test_every_shared_video_can_be_probed_and_sampled(video: Path) -> None:
+@pytest.mark.parametrize("video", shared_video_params())
+def test_every_shared_video_can_be_probed_and_sampled(video: Path | None) -> None:
+    video = require_shared(video or SHARED_VIDEOS_DIR)
     info = probe(video)
     assert info.duration > 0 and info.fps > 0 and min(info.width, info.height) > 0
     rate = 5.0
