@@ -40,6 +40,7 @@ from highlights.mediaconvert import (
 )
 from highlights.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
 from highlights.segments import Segment
+from highlights.timecode import frames_before
 
 AWS_VARIABLE = "highlights_aws"
 AWS_KEYS = (
@@ -321,7 +322,7 @@ def volume_gb(source: SourceInfo, backbone: str, rate: float, instances: int) ->
     short = capture_short_side(backbone)
     width, height = scaled_size(source.display_size, short) or source.display_size
     pixels = max(width * height, short * short)
-    frames = math.ceil(source.duration * rate / max(1, instances)) + 1
+    frames = math.ceil(frames_before(source.duration, rate) / max(1, instances)) + 1
     need = frames * pixels * JPEG_BYTES_PER_PIXEL * 2 / 1e9  # frames and room as much again
     return int(min(MAX_VOLUME_GB, max(MIN_VOLUME_GB, math.ceil(need) + MIN_VOLUME_GB)))
 
