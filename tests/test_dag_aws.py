@@ -417,7 +417,7 @@ def test_frame_capture_job_samples_the_upload_at_the_capture_rate(world, first_r
     assert destination.startswith(f"s3://match-work/frames/{match_id}/")
     frames = group["Outputs"][0]["VideoDescription"]["CodecSettings"]["FrameCaptureSettings"]
     assert (frames["FramerateNumerator"], frames["FramerateDenominator"]) == (5, 1)
-    assert frames["MaxCaptures"] == 151  # 30 s at 5 frames/s, both ends
+    assert frames["MaxCaptures"] == 150  # 30 s at 5 frames/s: the frames that start before the end
     assert capture["Role"] == world.variable["mediaconvert_role_arn"]
 
 
