@@ -101,8 +101,9 @@ def test_plan_of_a_rotated_clip_turns_it_upright(rotated):
 def test_plan_of_a_2997_clip_counts_30_timecode_frames_a_second():
     plan = planned(real_clip(NTSC), "--range", "10-11")
     clipping = request(plan, "aws.cut_clip")["params"]["Settings"]["Inputs"][0]["InputClippings"]
-    # 10 s at 30000/1001 is frame 299.7 -> 299 = 00:00:09:29 in non-drop-frame timecode
-    assert clipping == [{"StartTimecode": "00:00:09:29", "EndTimecode": "00:00:10:29"}]
+    # 10 s at 30000/1001 is frame 299.7 -> 299; 11 s ends after frame 329. At 29.97 the
+    # timecodes are drop-frame (';'), which skips no label in the first minute.
+    assert clipping == [{"StartTimecode": "00:00:09;29", "EndTimecode": "00:00:10;29"}]
 
 
 def test_plan_reads_the_ranges_of_a_segments_file(tmp_path):
