@@ -1,4 +1,4 @@
-"""The `highlights` command: detect, train, demo, aws-plan.
+"""The `highlights` command: detect, train, evaluate, demo, aws-plan.
 
 Exit status: 0 on success, 2 on bad input or usage (one line naming the file and the problem),
 1 on an internal error.
@@ -120,6 +120,37 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stride", type=float, help="window stride in seconds (default 1)")
     _add_common(train)
     train.set_defaults(run=_run_train)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score detections (segments.json) against ground truth labels"
+    )
+    evaluate.add_argument(
+        "truth",
+        type=Path,
+        help="ground truth: our truth JSON or SoccerNet Labels-v2.json, or a folder of them",
+    )
+    evaluate.add_argument(
+        "detections", type=Path, help="a segments.json made by detect, or a folder of them"
+    )
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        default=Path("evaluation.json"),
+        help="JSON file for the full results (default evaluation.json)",
+    )
+    evaluate.add_argument(
+        "--half",
+        type=int,
+        choices=(1, 2),
+        help="SoccerNet labels: the half the videos show (other halves' events are left out)",
+    )
+    evaluate.add_argument(
+        "-q", "--quiet", action="store_true", help="no table, only the JSON file"
+    )
+    evaluate.add_argument(
+        "-v", "--verbose", action="store_true", help="show tracebacks of internal errors"
+    )
+    evaluate.set_defaults(run=_run_evaluate)
 
     demo = sub.add_parser(
         "demo", help="train and detect on a synthetic match, end to end, with no data"
@@ -258,6 +289,17 @@ def _run_train(args: argparse.Namespace) -> int:
     report = train(args.dataset, args.out, config, progress=not args.quiet)
     print(report.format())
     print(f"model: {args.out}")
+    return EXIT_OK
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from highlights.evaluation import evaluate_paths, write_evaluation
+
+    report = evaluate_paths(args.truth, args.detections, half=args.half)
+    path = write_evaluation(args.out, report)
+    if not args.quiet:
+        print(report.format())
+    print(f"evaluation: {path}")
     return EXIT_OK
 
 
