@@ -17,8 +17,13 @@ $(VENV)/.core: pyproject.toml
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# SoccerNet's evaluator (checked against ours in tests) needs only numpy and tqdm; its declared
+# dependencies (video readers, captioning metrics, a hub client) are for downloading data sets.
+SOCCERNET := SoccerNet==0.2.0
+
 $(VENV)/.dev: $(VENV)/.core
 	$(BIN)/pip install --quiet -e '.[aws,serve,airflow,test]'
+	$(BIN)/pip install --quiet --no-deps $(SOCCERNET)
 	touch $@
 
 # checkov pins boto3 1.35 and ships a module named hcl2, so it lives in a venv of its own.

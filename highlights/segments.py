@@ -33,6 +33,7 @@ from highlights.windows import WindowScores
 
 FORMAT_NAME = "sports-highlights/segments"
 FORMAT_VERSION = 1
+SINGLE_HALF = 1
 SCORE_DECIMALS = 6  # per-window scores are stored rounded; float32 carries about 7 digits anyway
 
 
@@ -145,6 +146,13 @@ def find_segments(
     ]
 
 
+def soccernet_game_time(seconds: float, half: int = 1) -> str:
+    """SoccerNet's `"H - MM:SS"`: the half, then minutes (two digits at least, not wrapped into
+    hours) and seconds into it, as in Labels-v2.json."""
+    whole = max(0, math.floor(seconds))
+    return f"{half} - {whole // 60:02d}:{whole % 60:02d}"
+
+
 def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -> float:
     """The centre of the best-scoring window inside the segment (its spotting position)."""
     inside = np.flatnonzero((scores.starts < segment.end) & (scores.ends > segment.start))
@@ -156,8 +164,10 @@ def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -
 
 
 def _prediction(segment: Segment, position: float) -> dict[str, Any]:
+    # A video is one timeline: SoccerNet's first half, so its evaluator reads the file as it is.
     return {
-        "gameTime": game_time(position),
+        "half": SINGLE_HALF,
+        "gameTime": soccernet_game_time(position, SINGLE_HALF),
         "label": segment.label,
         "position": milliseconds(position),
         "confidence": segment.score,

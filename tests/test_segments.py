@@ -267,7 +267,8 @@ def test_segments_json_predictions_follow_soccernet(tmp_path: Path) -> None:
     prediction = json.loads((tmp_path / "segments.json").read_text())["predictions"][7]
     # the 8th event peaks in the window 73-75 s; its range is 72-78 s after 1 s padding
     assert prediction == {
-        "gameTime": "1:14",
+        "half": 1,
+        "gameTime": "1 - 01:14",
         "label": "SoccerPenalty",
         "position": 74000,
         "confidence": pytest.approx(0.9),
