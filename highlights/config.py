@@ -122,7 +122,8 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
-    validation_fraction: float = 0.2
+    validation_fraction: float = 0.2  # of each class's groups: chooses the epoch and decisions
+    test_fraction: float = 0.2  # of each class's groups, when no UCF101 test list is given
     seed: int = 1337
     split: int = 1  # UCF101 split number when trainlist0N.txt/testlist0N.txt exist
 
@@ -131,8 +132,10 @@ class TrainConfig:
             raise ConfigError(f"train.preset must be 'compact' or 'seed', got {self.preset!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("train.epochs and train.batch_size must be at least 1")
-        if not 0 < self.validation_fraction < 1:
-            raise ConfigError("train.validation_fraction must be in (0, 1)")
+        if not 0 < self.validation_fraction < 1 or not 0 < self.test_fraction < 1:
+            raise ConfigError("train.validation_fraction and train.test_fraction must be in (0, 1)")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ConfigError("train.validation_fraction + train.test_fraction must be below 1")
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,19 @@
 
     root/<Class>/<clip>.avi|mp4|mkv|mov|webm
 
-The clips are split into a training part and a held-out part, always by clip (windows of one
-clip never land on both sides). UCF101's own split files (`trainlist0N.txt`, `testlist0N.txt`,
-at the root or in `root/ucfTrainTestlist/`) are honoured when present; otherwise each class is
-split deterministically from a seed. Clips named like UCF101's (`v_<Class>_g<group>_c<clip>`) are
-cut from the same long video per group, so the seeded split keeps a group on one side.
+The clips are split three ways, always by clip and by group (clips named like UCF101's,
+`v_<Class>_g<group>_c<clip>`, are cut from one long video per group, so a group never straddles
+two parts):
+
+- **train**: what the model learns from;
+- **validation**: chooses the epoch (early stopping) and calibrates the decision settings;
+- **test**: scored once at the end, and never used to choose anything.
+
+UCF101's own split files (`trainlist0N.txt`, `testlist0N.txt`, at the root or in
+`root/ucfTrainTestlist/`) are honoured when present: the test list is the test part, and the
+validation part is held out of the train list by group. Otherwise each class's groups are split
+deterministically from a seed. A class with too few groups to appear in every part is named in
+the data set's `notes` (and so in the training report).
 """
 
 from __future__ import annotations
@@ -34,37 +42,58 @@ class Dataset:
     root: Path
     classes: tuple[str, ...]  # sorted; a class's index is its model output
     train: tuple[Clip, ...]
-    validation: tuple[Clip, ...]  # held out: early stopping and evaluation
+    validation: tuple[Clip, ...]  # held out: chooses the epoch and the decision settings
     split: str  # how the split was made, for reports
+    test: tuple[Clip, ...] = ()  # held out: scored, never used to choose anything
+    notes: tuple[str, ...] = ()  # classes missing from a part, and why
 
     def label_index(self, clip: Clip) -> int:
         return self.classes.index(clip.label)
 
 
 def scan_dataset(
-    root: Path, split: int = 1, validation_fraction: float = 0.2, seed: int = 1337
+    root: Path,
+    split: int = 1,
+    validation_fraction: float = 0.2,
+    seed: int = 1337,
+    test_fraction: float = 0.2,
 ) -> Dataset:
-    """Find the classes and clips under `root` and split them into training and held-out clips."""
+    """Find the classes and clips under `root` and split them into train, validation and test."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: data set folder not found")
     clips = _clips_by_class(root)
     lists = _split_files(root, split)
     if lists is not None:
-        train, held_out = _listed_split(root, clips, *lists)
-        how = f"UCF101 split {split} ({lists[0].name}, {lists[1].name})"
+        listed, test = _listed_split(root, clips, *lists)
+        by_class: dict[str, list[Path]] = {}
+        for clip in listed:
+            by_class.setdefault(clip.label, []).append(clip.path)
+        train, validation, _, notes = _seeded_split(by_class, validation_fraction, 0.0, seed)
+        how = (
+            f"UCF101 split {split}: test = {lists[1].name}; validation = "
+            f"{validation_fraction:.0%} of each class's groups in {lists[0].name} (seed {seed})"
+        )
     else:
-        train, held_out = _seeded_split(clips, validation_fraction, seed)
-        how = f"seeded split by clip (seed {seed}, {validation_fraction:.0%} held out per class)"
+        train, validation, test, notes = _seeded_split(
+            clips, validation_fraction, test_fraction, seed
+        )
+        how = (
+            f"seeded split by group (seed {seed}): per class {validation_fraction:.0%} "
+            f"validation, {test_fraction:.0%} test"
+        )
     classes = tuple(sorted(clips))
     for name in classes:
         if not any(c.label == name for c in train):
             raise DatasetError(f"{root / name}: no clip of this class is in the training part")
-    if not held_out:
+    if not validation:
         raise DatasetError(
-            f"{root}: no clip is held out for validation; give some class at least 2 clips"
+            f"{root}: no clip is held out for validation; give some class at least "
+            f"{2 if lists else 3} groups of clips"
         )
-    return Dataset(root, classes, tuple(train), tuple(held_out), how)
+    if not test:
+        raise DatasetError(f"{root}: no clip is held out for testing; give some class more clips")
+    return Dataset(root, classes, tuple(train), tuple(validation), how, tuple(test), notes)
 
 
 def _clips_by_class(root: Path) -> dict[str, list[Path]]:
@@ -112,14 +141,29 @@ def _listed_split(
 ) -> tuple[list[Clip], list[Clip]]:
     """Clips named in the lists. Lines for classes absent from `root` are skipped, so a subset
     of UCF101's classes can be used with the official lists."""
-    parts = []
-    for listing in (train_list, test_list):
-        part = [c for c in _read_list(root, listing) if c.label in clips]
-        parts.append(part)
-    train, held_out = parts
+    train = [c for c in _read_list(root, train_list) if c.label in clips]
+    test = [c for c in _read_list(root, test_list) if c.label in clips]
     if not train:
         raise DatasetError(f"{train_list}: lists no clip of the classes under {root}")
-    return train, held_out
+    _check_disjoint(train, test, train_list, test_list)
+    return train, test
+
+
+def _check_disjoint(train: list[Clip], test: list[Clip], train_list: Path, test_list: Path) -> None:
+    """The official lists never share a clip or a group; lists edited by hand might."""
+    train_paths = {c.path for c in train}
+    for clip in test:
+        if clip.path in train_paths:
+            raise DatasetError(
+                f"{test_list}: {clip.label}/{clip.path.name} is also in {train_list.name}"
+            )
+    train_groups = {(c.label, _group_key(c.path)) for c in train}
+    for clip in test:
+        if (clip.label, _group_key(clip.path)) in train_groups and _GROUP.search(clip.path.stem):
+            raise DatasetError(
+                f"{test_list}: {clip.label}/{clip.path.name} is of a group that "
+                f"{train_list.name} also lists: clips cut from one video would be on both sides"
+            )
 
 
 def _read_list(root: Path, listing: Path) -> list[Clip]:
@@ -142,27 +186,53 @@ def _read_list(root: Path, listing: Path) -> list[Clip]:
 
 
 def _seeded_split(
-    clips: dict[str, list[Path]], fraction: float, seed: int
-) -> tuple[list[Clip], list[Clip]]:
-    train: list[Clip] = []
-    held_out: list[Clip] = []
+    clips: dict[str, list[Path]], validation: float, test: float, seed: int
+) -> tuple[list[Clip], list[Clip], list[Clip], tuple[str, ...]]:
+    """Per class: train, validation and (when `test` > 0) test clips, and notes on classes
+    with too few groups to appear in every part."""
+    parts: tuple[list[Clip], list[Clip], list[Clip]] = ([], [], [])
+    notes = []
     for label, paths in sorted(clips.items()):
-        keep, hold = _split_class(paths, fraction, random.Random(f"{seed}:{label}"))
-        train.extend(Clip(p, label) for p in keep)
-        held_out.extend(Clip(p, label) for p in hold)
-    return train, held_out
+        split, note = _split_class(paths, validation, test, random.Random(f"{seed}:{label}"))
+        for part, chosen in zip(parts, split, strict=True):
+            part.extend(Clip(p, label) for p in chosen)
+        if note:
+            notes.append(f"{label}: {note}")
+    return *parts, tuple(notes)
+
+
+def _group_key(path: Path) -> str:
+    match = _GROUP.search(path.stem)
+    return match.group(1) if match else path.name
 
 
 def _split_class(
-    paths: list[Path], fraction: float, rng: random.Random
-) -> tuple[list[Path], list[Path]]:
-    """Hold out about `fraction` of a class's groups (or clips), at least one when there are 2+."""
-    key_of = {p: match.group(1) if (match := _GROUP.search(p.stem)) else p.name for p in paths}
-    if len(set(key_of.values())) < 2:
-        key_of = {p: p.name for p in paths}
+    paths: list[Path], validation: float, test: float, rng: random.Random
+) -> tuple[tuple[list[Path], list[Path], list[Path]], str]:
+    """About `validation` and `test` of a class's groups (a clip without a UCF101 group name is
+    its own group), at least one each while a group stays to train on; train keeps the rest."""
+    key_of = {p: _group_key(p) for p in paths}
     keys = sorted(set(key_of.values()))
-    if len(keys) < 2:
-        return list(paths), []
     rng.shuffle(keys)
-    held = set(keys[: min(len(keys) - 1, max(1, round(len(keys) * fraction)))])
-    return [p for p in paths if key_of[p] not in held], [p for p in paths if key_of[p] in held]
+    wanted = [max(1, round(len(keys) * f)) if f > 0 else 0 for f in (test, validation)]
+    taken: list[list[str]] = [[], []]
+    free = len(keys) - 1  # one group always trains
+    for i, n in enumerate(wanted):
+        count = min(n, free)
+        taken[i], keys, free = keys[:count], keys[count:], free - count
+    test_keys, validation_keys = set(taken[0]), set(taken[1])
+    parts = (("test", wanted[0], test_keys), ("validation", wanted[1], validation_keys))
+    missing = [name for name, want, got in parts if want and not got]
+    groups = sorted(set(key_of.values()))
+    note = ""
+    if missing:
+        note = (
+            f"only {len(groups)} group{'s' if len(groups) != 1 else ''} ({', '.join(groups)}); "
+            f"none held out for {' or '.join(missing)}"
+        )
+    split = (
+        [p for p in paths if key_of[p] not in test_keys | validation_keys],
+        [p for p in paths if key_of[p] in validation_keys],
+        [p for p in paths if key_of[p] in test_keys],
+    )
+    return split, note

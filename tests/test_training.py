@@ -50,9 +50,9 @@ def synthetic_dataset(
     classes = tuple(f"class{c}" for c in range(len(train_per_class)))
     centres = rng.normal(size=(len(classes), DIM))
     sequences: dict[Path, FeatureSequence] = {}
-    train, held = [], []
+    train, validation, test = [], [], []
     for c, name in enumerate(classes):
-        for i in range(train_per_class[c] + held_per_class):
+        for i in range(train_per_class[c] + 2 * held_per_class):
             path = Path(f"/clips/{name}/{i}.mp4")
             frames = int(rng.integers(6, 25))  # some clips are shorter than one window
             values = centres[c] + 0.8 * rng.normal(size=(frames, DIM))
@@ -63,8 +63,17 @@ def synthetic_dataset(
                 RATE,
                 recipe=SYNTHETIC,
             )
-            (train if i < train_per_class[c] else held).append(Clip(path, name))
-    dataset = Dataset(Path("/clips"), classes, tuple(train), tuple(held), "made up")
+            part = (
+                train
+                if i < train_per_class[c]
+                else validation
+                if i < train_per_class[c] + held_per_class
+                else test
+            )
+            part.append(Clip(path, name))
+    dataset = Dataset(
+        Path("/clips"), classes, tuple(train), tuple(validation), "made up", tuple(test)
+    )
     return dataset, sequences
 
 
@@ -92,11 +101,23 @@ def test_fitting_separable_clips_classifies_held_out_clips_correctly(fitted):
     assert model.classes == ("class0", "class1")
 
 
-def test_every_window_of_a_clip_is_evaluated_with_the_clips_class(fitted):
+def test_every_window_of_a_test_clip_is_scored_with_the_clips_class(fitted):
     dataset, sequences, _, report = fitted
-    counts = [len(make_windows(sequences[c.path], FAST.window)) for c in dataset.validation]
-    assert report.windows.count == report.validation_windows == sum(counts)
+    counts = [len(make_windows(sequences[c.path], FAST.window)) for c in dataset.test]
+    assert report.windows.count == report.test_windows == sum(counts)
     assert report.windows.support == (sum(counts[:3]), sum(counts[3:]))
+
+
+def test_the_validation_clips_choose_the_epoch_and_only_the_test_clips_are_scored(fitted):
+    dataset, sequences, _, report = fitted
+    validation_windows = sum(
+        len(make_windows(sequences[c.path], FAST.window)) for c in dataset.validation
+    )
+    assert report.validation_windows == validation_windows != report.test_windows
+    assert (report.epoch_chosen_on, report.scored_on) == ("validation", "test")
+    text = report.format()
+    assert "lowest loss on the validation split" in text
+    assert "Accuracy on the test split (it chose nothing)" in text
 
 
 def test_the_manifest_records_what_the_model_needs_as_input(fitted):
@@ -244,7 +265,7 @@ def test_training_from_the_cache_fits_the_same_model_as_features_held_in_memory(
     cache = FeatureCache(feature_cache)
     in_memory = {
         clip.path: cache.get_or_extract(clip.path, backbone, config.sampling.rate)
-        for clip in dataset.train + dataset.validation
+        for clip in dataset.train + dataset.validation + dataset.test
     }
     _, again = fit_sequences(dataset, in_memory, config)
     assert again.history == report.history
@@ -275,14 +296,15 @@ def test_train_on_real_camera_clips_of_mixed_containers(tmp_path, feature_cache)
             source = SHARED_VIDEOS / name
             (tmp_path / "data" / label / source.name).symlink_to(source)
     report = train(tmp_path / "data", tmp_path / "model", FAST.replace(cache_dir=feature_cache))
-    assert (report.train_clips, report.validation_clips) == (4, 2)
-    assert report.windows.count == report.validation_windows > 0
-    held = SequenceModel.load(tmp_path / "model").manifest.training["validation_clips"]
-    assert held == 2
+    assert (report.train_clips, report.validation_clips, report.test_clips) == (2, 2, 2)
+    assert report.windows.count == report.test_windows > 0
+    summary = SequenceModel.load(tmp_path / "model").manifest.training
+    assert (summary["validation_clips"], summary["test_clips"]) == (2, 2)
+    assert (summary["epoch_chosen_on"], summary["scored_on"]) == ("validation", "test")
 
 
 def test_fitting_without_held_out_clips_is_an_error():
     dataset, sequences = synthetic_dataset()
     no_held = Dataset(dataset.root, dataset.classes, dataset.train, (), dataset.split)
-    with pytest.raises(DatasetError, match="both to train on and to hold out"):
+    with pytest.raises(DatasetError, match="to validate on and to test on"):
         fit(no_held, sequences)
