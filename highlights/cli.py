@@ -68,16 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, required=True, help="folder for clips, reel, report and email"
     )
     detect.add_argument(
-        "--threshold", type=float, help="window score that starts a highlight (default 0.5)"
+        "--threshold",
+        type=float,
+        help="window score that starts a highlight (default: the model's, per class, else 0.5)",
     )
     detect.add_argument(
-        "--low-threshold", type=float, help="hysteresis: score that keeps a highlight going"
+        "--low-threshold",
+        type=float,
+        help="hysteresis: score that keeps a highlight going (default: the model's, per class, "
+        "else threshold - 0.15)",
+    )
+    detect.add_argument(
+        "--no-hysteresis",
+        action="store_true",
+        help="decide on the threshold alone, with no low threshold",
     )
     detect.add_argument(
         "--buffer", type=float, help="seconds of padding around each highlight (default 1)"
     )
     detect.add_argument(
-        "--min-length", type=float, help="drop highlights shorter than this many seconds"
+        "--min-length",
+        type=float,
+        help="drop highlights shorter than this many seconds (default: the model's, per class)",
+    )
+    detect.add_argument(
+        "--merge-gap",
+        type=float,
+        help="join highlights closer than this many seconds (default: the model's, per class)",
     )
     detect.add_argument(
         "--copy",
@@ -227,6 +244,7 @@ def _config(args: argparse.Namespace, **overrides: Any) -> Any:
 
 
 def _run_detect(args: argparse.Namespace) -> int:
+    from highlights.errors import ConfigError
     from highlights.pipeline import run_detect
     from highlights.results import SQLiteResults
 
@@ -237,11 +255,16 @@ def _run_detect(args: argparse.Namespace) -> int:
             "segments.low_threshold": args.low_threshold,
             "segments.buffer": args.buffer,
             "segments.min_length": args.min_length,
+            "segments.merge_gap": args.merge_gap,
             "output.copy": args.copy,
             "output.reel": args.reel,
             "mail.recipients": tuple(args.email_to) if args.email_to else None,
         },
     )
+    if args.no_hysteresis:
+        if args.low_threshold is not None:
+            raise ConfigError("--no-hysteresis and --low-threshold contradict each other")
+        config = config.without_hysteresis()
     store = SQLiteResults(args.db) if args.db else None
     result = run_detect(
         args.video,

@@ -75,6 +75,7 @@ class SegmentConfig:
 
     threshold: float = 0.5
     # Hysteresis: a run starts at `threshold` and continues while the score stays >= low_threshold.
+    # None here is plain thresholding; `Config.policy_for` turns hysteresis on unless told not to.
     low_threshold: float | None = None
     buffer: float = 1.0  # padding added before and after each range, as in the seed
     min_length: float = 0.0  # ranges shorter than this (after padding) are dropped
@@ -90,6 +91,45 @@ class SegmentConfig:
             )
         if self.buffer < 0 or self.min_length < 0 or self.merge_gap < 0:
             raise ConfigError("segments.buffer, min_length and merge_gap must not be negative")
+
+
+DEFAULT_HYSTERESIS = 0.15  # without a calibrated or given low threshold: threshold - this
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Per class decision settings, as `train` calibrated them on the validation clips.
+
+    `detect` decides each target class with its own entry; a setting the user gives (config file
+    or flag) overrides that setting for every class. A class without an entry uses `segments`,
+    with hysteresis on (`low_threshold` = threshold - DEFAULT_HYSTERESIS) unless a low threshold
+    is given.
+    """
+
+    classes: tuple[tuple[str, SegmentConfig], ...] = ()
+
+    def get(self, label: str) -> SegmentConfig | None:
+        return dict(self.classes).get(label)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {label: dataclasses.asdict(policy) for label, policy in self.classes}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "decisions") -> Decisions:
+        try:
+            return cls(
+                tuple(
+                    (str(label), SegmentConfig(**_segment_fields(fields)))
+                    for label, fields in sorted(data.items())
+                )
+            )
+        except (TypeError, AttributeError) as exc:
+            raise ConfigError(f"{source}: bad decision settings: {exc}") from None
+
+
+def _segment_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(SegmentConfig)}
+    return {k: v for k, v in fields.items() if k in names}
 
 
 @dataclass(frozen=True)
@@ -155,6 +195,9 @@ class Config:
     output: OutputConfig = field(default_factory=OutputConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decisions: Decisions = field(default_factory=Decisions)  # the model's, set by detect
+    # The `segments` settings the user gave (file or flags): they override calibrated ones.
+    segments_given: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.checkpoint_frames < 1:
@@ -171,15 +214,48 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         """A copy with top-level or dotted (`segments.threshold`) fields changed; None skipped."""
-        return _replace(self, {k: v for k, v in changes.items() if v is not None})
+        given = {k: v for k, v in changes.items() if v is not None}
+        return _note_segments_given(_replace(self, given), given)
+
+    def without_hysteresis(self) -> Config:
+        """A copy that decides with the plain threshold (no low threshold) for every class."""
+        segments = dataclasses.replace(self.segments, low_threshold=None)
+        given = self.segments_given | {"low_threshold"}
+        return dataclasses.replace(self, segments=segments, segments_given=given)
+
+    def policy_for(self, label: str) -> SegmentConfig:
+        """The settings that decide `label`: the calibrated ones with the user's on top."""
+        given = {name: getattr(self.segments, name) for name in self.segments_given}
+        calibrated = self.decisions.get(label)
+        if calibrated is None:
+            if "low_threshold" in given:
+                return self.segments
+            low = max(0.0, round(self.segments.threshold - DEFAULT_HYSTERESIS, 6))
+            return dataclasses.replace(self.segments, low_threshold=low)
+        if "threshold" in given and "low_threshold" not in given:
+            low = calibrated.low_threshold
+            given["low_threshold"] = None if low is None else min(low, given["threshold"])
+        return dataclasses.replace(calibrated, **{"buffer": self.segments.buffer, **given})
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> Config:
     """Read a TOML config file (optional) and apply overrides such as `segments.threshold=0.7`."""
     config = Config()
     if path is not None:
-        config = _replace(config, _flatten(_read_toml(path)), source=str(path))
+        settings = _flatten(_read_toml(path))
+        config = _note_segments_given(_replace(config, settings, source=str(path)), settings)
     return config.replace(**overrides)
+
+
+def _note_segments_given(config: Config, changes: dict[str, Any]) -> Config:
+    names = {
+        key.replace("__", ".").partition(".")[2]
+        for key in changes
+        if key.replace("__", ".").startswith("segments.")
+    }
+    if not names - config.segments_given:
+        return config
+    return dataclasses.replace(config, segments_given=config.segments_given | names)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

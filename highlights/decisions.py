@@ -10,16 +10,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from highlights.config import SegmentConfig
 from highlights.results import ResultsStore, window_records
-from highlights.segments import Segment, find_segments, write_segments_json
+from highlights.segments import Policy, Segment, find_segments, write_segments_json
 from highlights.windows import WindowScores
 
 
 def decide(
     scores: WindowScores,
     targets: Sequence[str],
-    policy: SegmentConfig,
+    policy: Policy,
     duration: float,
     segments_path: Path,
     *,

@@ -22,8 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from highlights.config import WindowConfig
-from highlights.errors import ModelError, OutputExistsError
+from highlights.config import Decisions, WindowConfig
+from highlights.errors import ConfigError, ModelError, OutputExistsError
 from highlights.recipe import FeatureRecipe, check_recipe
 
 MODEL_FILE = "model.keras"
@@ -50,6 +50,9 @@ class ModelManifest:
     preset: str
     recipe: FeatureRecipe  # what made the features the model was trained on
     training: dict[str, Any] = field(default_factory=dict)
+    # Decision settings chosen on the validation clips: {"chosen_on", "objective",
+    # "classes": {class: SegmentConfig fields + scores}} (highlights.calibration); {} = none.
+    decisions: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def window_config(self) -> WindowConfig:
@@ -108,6 +111,7 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
         "preset",
         "recipe",
         "training",
+        "decisions",
         "format_version",
     }
     version = data.get("format_version", FORMAT_VERSION)
@@ -118,7 +122,7 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
         )
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise bad("format_version", f"is {version!r}; this version reads only {FORMAT_VERSION}")
-    missing = sorted(names - data.keys() - {"training", "format_version"})
+    missing = sorted(names - data.keys() - {"training", "decisions", "format_version"})
     if missing:
         raise bad(missing[0], "is missing")
     unknown = sorted(data.keys() - names)
@@ -145,8 +149,10 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
     expected_steps = WindowConfig(data["window_length"], data["window_stride"]).steps(data["rate"])
     if data["steps"] != expected_steps:
         raise bad("steps", f"is {data['steps']} but window_length x rate gives {expected_steps}")
-    if not isinstance(data.get("training", {}), dict):
-        raise bad("training", "must be a JSON object")
+    for name in ("training", "decisions"):
+        if not isinstance(data.get(name, {}), dict):
+            raise bad(name, "must be a JSON object")
+    _check_decisions(data.get("decisions", {}), bad)
     recipe = FeatureRecipe.from_dict(data["recipe"], f"{source}: field 'recipe'")
     if recipe.backbone != data["backbone"]:
         raise bad("backbone", f"is {data['backbone']!r} but the recipe's is {recipe.backbone!r}")
@@ -160,8 +166,19 @@ def _validated_fields(data: dict[str, Any], source: str) -> dict[str, Any]:
         "window_stride": float(data["window_stride"]),
         "recipe": recipe,
         "training": data.get("training", {}),
+        "decisions": data.get("decisions", {}),
         "format_version": FORMAT_VERSION,
     }
+
+
+def _check_decisions(decisions: dict[str, Any], bad: Any) -> None:
+    classes = decisions.get("classes", {})
+    if not isinstance(classes, dict):
+        raise bad("decisions", "must hold 'classes', an object of class -> settings")
+    try:
+        Decisions.from_dict(classes)
+    except ConfigError as exc:
+        raise bad("decisions", f"has bad settings: {exc}") from None
 
 
 def build_model(preset: str, steps: int, feature_dim: int, num_classes: int) -> keras.Model:
@@ -178,12 +195,15 @@ def build_model(preset: str, steps: int, feature_dim: int, num_classes: int) -> 
     if num_classes < 2:
         raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
     inputs = keras.Input(shape=(steps, feature_dim), name="features")
+    # A window of a clip shorter than the window is padded with all-zero steps: masked, the LSTM
+    # skips them. (No real frame's features are all zero.)
+    masked = keras.layers.Masking(mask_value=0.0, name="padding")(inputs)
     if preset == "seed":
-        x = keras.layers.LSTM(2048, name="lstm")(inputs)
+        x = keras.layers.LSTM(2048, name="lstm")(masked)
         x = keras.layers.Dense(512, activation="relu", name="dense")(x)
         x = keras.layers.Dropout(0.5, name="dropout")(x)
     elif preset == "compact":
-        x = keras.layers.Dropout(0.3, name="feature_dropout")(inputs)
+        x = keras.layers.Dropout(0.3, name="feature_dropout")(masked)
         x = keras.layers.LSTM(128, name="lstm")(x)
         x = keras.layers.Dropout(0.3, name="dropout")(x)
     else:

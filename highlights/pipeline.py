@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from highlights.backbones import Backbone, load_backbone
 from highlights.clips import cut_clip, make_reel, thumbnail
-from highlights.config import Config
+from highlights.config import Config, Decisions
 from highlights.damage import DecodeDamage, check_damage, ranges_from_array, ranges_to_array
 from highlights.decisions import decide, record_windows
 from highlights.features import FeatureCache, load_features, save_features
@@ -71,8 +71,12 @@ def match_id_for_digest(digest: str) -> str:
 
 def config_for_model(config: Config, manifest: ModelManifest) -> Config:
     """Sampling rate, window, backbone and what ran it must be those the model was trained
-    with: features of another backend or precision would not fit its recipe."""
+    with: features of another backend or precision would not fit its recipe. The decision
+    settings are the model's calibrated ones (`Config.policy_for` puts the user's on top)."""
     aligned = config.replace(
+        decisions=Decisions.from_dict(
+            manifest.decisions.get("classes", {}), source=f"{manifest.backbone} model manifest"
+        ),
         backbone=manifest.backbone,
         backbone_backend=manifest.recipe.backend,
         backbone_precision=manifest.recipe.precision,
@@ -201,7 +205,7 @@ def stage_segments(
     decide(
         load_scores(scores_path),
         targets,
-        config.segments,
+        {target: config.policy_for(target) for target in targets},
         probe(video).duration,
         path,
         video_name=video.name,
@@ -281,7 +285,7 @@ def stage_report(
         duration=document.duration,
         scores=load_scores(scores_path),
         targets=document.targets,
-        threshold=config.segments.threshold,
+        threshold=document.policy.threshold,
         segments=document.segments,
         clips=[
             (

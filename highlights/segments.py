@@ -10,6 +10,9 @@ Everything here works in seconds. The steps of `find_segments`, in order:
 5. join ranges that now overlap, touch, or are closer than `merge_gap`;
 6. drop ranges shorter than `min_length`.
 
+Each target may have settings of its own (calibrated by `train`, see `highlights.calibration`);
+then its ranges are found with them and ranges of different targets that overlap are joined.
+
 The format of segments.json is documented in docs/formats.md.
 """
 
@@ -58,10 +61,11 @@ class SegmentsFile:
     video: str
     duration: float
     targets: tuple[str, ...]
-    policy: SegmentConfig
+    policy: SegmentConfig  # the first target's settings
     segments: list[Segment]
     scores: WindowScores
     model: dict[str, Any] = field(default_factory=dict)
+    decisions: dict[str, SegmentConfig] = field(default_factory=dict)  # every target's settings
 
 
 def target_scores(scores: WindowScores, targets: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +117,50 @@ def _merge_ranges(ranges: Sequence[Segment], gap: float = 0.0) -> list[Segment]:
     return merged
 
 
+Policy = SegmentConfig | Mapping[str, SegmentConfig]
+
+
+def policy_per_target(policy: Policy, targets: Sequence[str]) -> dict[str, SegmentConfig]:
+    """One SegmentConfig per target (the same one for all when a single one is given)."""
+    if isinstance(policy, SegmentConfig):
+        return {t: policy for t in targets}
+    missing = [t for t in targets if t not in policy]
+    if missing:
+        raise ConfigError(f"no decision settings for target class {', '.join(missing)}")
+    return {t: policy[t] for t in targets}
+
+
 def find_segments(
+    scores: WindowScores, targets: Sequence[str], policy: Policy, duration: float
+) -> list[Segment]:
+    """Time ranges where any target class scores high enough, padded, clamped and merged.
+
+    With one policy for all targets a window's score is its best target's. With settings per
+    target (calibrated decisions) each target's ranges are found with its own, and ranges of
+    different targets that overlap or touch are then joined (the label of the better score).
+    """
+    per_target = policy_per_target(policy, targets) if targets else {}
+    distinct = set(per_target.values())
+    if len(distinct) <= 1:
+        single = next(iter(distinct)) if distinct else SegmentConfig()
+        return _find_segments(scores, targets, single, duration)
+    found = [
+        segment
+        for target, own in per_target.items()
+        for segment in _find_segments(scores, [target], own, duration)
+    ]
+    return _merge_ranges(found)
+
+
+def tidy_ranges(ranges: Sequence[Segment], merge_gap: float, min_length: float) -> list[Segment]:
+    """Steps 5 and 6 of `find_segments` on its padded ranges: join those closer than
+    `merge_gap`, then drop those shorter than `min_length`."""
+    return [r for r in _merge_ranges(ranges, merge_gap) if r.duration >= min_length]
+
+
+def _find_segments(
     scores: WindowScores, targets: Sequence[str], policy: SegmentConfig, duration: float
 ) -> list[Segment]:
-    """Time ranges where any target class scores high enough, padded, clamped and merged."""
     if not math.isfinite(duration) or duration < 0:
         raise ConfigError(
             f"video duration must be a non-negative number of seconds, got {duration}"
@@ -139,11 +183,7 @@ def find_segments(
         )
         for r in _merge_ranges(windows)
     ]
-    return [
-        r
-        for r in _merge_ranges([r for r in padded if r.end > r.start], policy.merge_gap)
-        if r.duration >= policy.min_length
-    ]
+    return tidy_ranges([r for r in padded if r.end > r.start], policy.merge_gap, policy.min_length)
 
 
 def soccernet_game_time(seconds: float, half: int = 1) -> str:
@@ -228,11 +268,12 @@ def segments_document(
     segments: Sequence[Segment],
     scores: WindowScores,
     targets: Sequence[str],
-    policy: SegmentConfig,
+    policy: Policy,
     model: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON-ready dictionary written to segments.json."""
     values, _ = target_scores(scores, targets)
+    per_target = policy_per_target(policy, targets)
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
@@ -240,7 +281,8 @@ def segments_document(
         "duration": float(duration),
         "targets": list(targets),
         "classes": list(scores.classes),
-        "settings": asdict(policy),
+        "settings": asdict(per_target[targets[0]]),
+        "decisions": {t: asdict(p) for t, p in per_target.items()},
         "model": dict(model or {}),
         "predictions": [_prediction(s, _peak_position(s, scores, values)) for s in segments],
         "damage": _damage(scores.damage),
@@ -255,7 +297,7 @@ def write_segments_json(
     segments: Sequence[Segment],
     scores: WindowScores,
     targets: Sequence[str],
-    policy: SegmentConfig,
+    policy: Policy,
     model: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write segments.json atomically. `model` is any JSON-ready description of the model used."""
@@ -308,6 +350,9 @@ def _parse_document(document: dict[str, Any]) -> SegmentsFile:
         duration=float(document["duration"]),
         targets=tuple(str(t) for t in document["targets"]),
         policy=SegmentConfig(**document["settings"]),
+        decisions={  # absent in files written before settings were per class
+            str(t): SegmentConfig(**p) for t, p in (document.get("decisions") or {}).items()
+        },
         segments=segments,
         scores=scores,
         model=dict(document.get("model") or {}),

@@ -1,8 +1,9 @@
 """Training the sequence model on cached backbone features of a folder-per-class data set.
 
 data set -> backbone features per clip (cached) -> windows (each labelled with its clip's class)
--> fit, choosing the epoch on the validation clips -> score the test clips per window and per
-clip -> save. The test clips choose nothing, so their score is an honest estimate.
+-> fit, choosing the epoch on the validation clips -> choose each class's decision settings on
+the validation clips joined into one timeline -> score the test clips per window and per clip ->
+save. The test clips choose nothing, so their score is an honest estimate.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from highlights.backbones import load_backbone
+from highlights.calibration import ClassDecision, calibrate_decisions, manifest_decisions
 from highlights.config import Config, WindowConfig
 from highlights.damage import check_damage
 from highlights.dataset import Clip, Dataset, scan_dataset
@@ -30,7 +32,7 @@ from highlights.features import FeatureCache, FeatureSequence
 from highlights.files import file_sha256
 from highlights.model import REPORT_FILE, ModelManifest, SequenceModel, build_model
 from highlights.recipe import FeatureRecipe
-from highlights.windows import window_frame_indices
+from highlights.windows import PAD, gather_frames, window_frame_indices
 
 EARLY_STOPPING_PATIENCE = 5
 
@@ -102,6 +104,7 @@ class TrainingReport:
     notes: tuple[str, ...] = ()  # classes missing from a part of the split
     epoch_chosen_on: str = "validation"
     scored_on: str = "test"
+    decisions: tuple[ClassDecision, ...] = ()  # chosen on the validation clips
 
     def summary(self) -> dict[str, Any]:
         """The short form kept in the model's manifest."""
@@ -134,6 +137,7 @@ class TrainingReport:
                 "windows": self.windows.to_dict(self.classes),
                 "clips": self.clips.to_dict(self.classes),
             },
+            "decisions": {d.label: d.to_dict() for d in self.decisions},
         }
 
     def format(self) -> str:
@@ -165,7 +169,31 @@ class TrainingReport:
         lines.append(" " * width + "".join(f"  {name[:width]:>{width}}" for name in self.classes))
         for name, row in zip(self.classes, self.clips.confusion, strict=True):
             lines.append(f"{name:<{width}}" + "".join(f"  {n:>{width}}" for n in row))
+        lines += ["", *self._decision_lines(width)]
         return "\n".join(lines)
+
+    def _decision_lines(self, width: int) -> list[str]:
+        calibrated = {d.label for d in self.decisions}
+        lines = [
+            "Decision settings chosen on the validation split (segment F1, mean over IoU "
+            "0.1-0.7, on its clips joined end to end; 'fixed' is threshold 0.5, no hysteresis):",
+            f"{'class':<{width}}  {'thresh':>6}  {'low':>5}  {'min len':>7}  {'gap':>5}  "
+            f"{'F1':>5}  {'fixed':>5}  {'events':>6}",
+        ]
+        for d in self.decisions:
+            p = d.policy
+            low = "-" if p.low_threshold is None else f"{p.low_threshold:.2f}"
+            lines.append(
+                f"{d.label:<{width}}  {p.threshold:>6.2f}  {low:>5}  {p.min_length:>7.1f}  "
+                f"{p.merge_gap:>5.1f}  {d.f1:>5.2f}  {d.fixed_f1:>5.2f}  {d.events:>6}"
+            )
+        missing = [name for name in self.classes if name not in calibrated]
+        if missing:
+            lines.append(
+                f"Not calibrated (no validation clip): {', '.join(missing)}; detect decides them "
+                "with the configured settings."
+            )
+        return lines
 
 
 @dataclass(frozen=True)
@@ -173,7 +201,7 @@ class _WindowSet:
     """The windows of some clips, as frame indices into one array of all their frames."""
 
     frames: np.ndarray  # (N, D) float32, every clip's frames one after another
-    indices: np.ndarray  # (W, T) rows of `frames`
+    indices: np.ndarray  # (W, T) rows of `frames`, or PAD
     labels: np.ndarray  # (W,) class index
     clip_ids: np.ndarray  # (W,) position of the window's clip in the clip list
     clip_labels: np.ndarray  # (K,) class index of each clip
@@ -182,7 +210,7 @@ class _WindowSet:
         return len(self.indices)
 
     def gather(self, rows: np.ndarray | slice) -> np.ndarray:
-        return self.frames[self.indices[rows]]
+        return gather_frames(self.frames, self.indices[rows])
 
 
 class _Batches(keras.utils.PyDataset):
@@ -303,6 +331,16 @@ def fit_sequences(
         recipe=_recipe_of(first, dataset.train[0].path),
     )
     model = SequenceModel(_without_optimizer(net), manifest)
+    decisions, seconds = calibrate_decisions(
+        model,
+        dataset.validation,
+        sequences,
+        config.window,
+        config.segments.buffer,
+        settings.seed,
+    )
+    manifest = dataclasses.replace(manifest, decisions=manifest_decisions(decisions, seconds))
+    model = SequenceModel(model.keras_model, manifest)
     probabilities = _predict(model, test_set, settings.batch_size)
     clip_probabilities = _clip_means(probabilities, test_set.clip_ids, len(test_set.clip_labels))
     report = TrainingReport(
@@ -316,6 +354,7 @@ def fit_sequences(
         test_clips=len(dataset.test),
         test_windows=len(test_set),
         notes=dataset.notes,
+        decisions=decisions,
         epochs_run=len(history["loss"]),
         max_epochs=settings.epochs,
         best_epoch=int(np.argmin(history["val_loss"])) + 1,
@@ -403,7 +442,7 @@ def _window_set(
         except InputError as exc:
             raise DatasetError(f"{clip.path}: {exc}") from None
         frames[offset : offset + count] = seq.features
-        indices.append(rows + offset)
+        indices.append(np.where(rows == PAD, PAD, rows + offset))
         labels.append(np.full(len(rows), dataset.label_index(clip)))
         clip_ids.append(np.full(len(rows), position))
         offset += count

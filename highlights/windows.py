@@ -2,7 +2,10 @@
 
 A window is a run of `steps` consecutive sampled frames. Windows start at frame 0 and step by
 `stride` frames; one more window is added when needed so that the last frame is always covered.
-A sequence shorter than one window gives a single window padded by repeating its last frame.
+A sequence shorter than one window gives a single window whose missing steps are padding: index
+`PAD` in the index matrix, all-zero features in the window, which the model masks out (its first
+layer is `keras.layers.Masking(0.0)`), so a short clip is read as what it is, not as a clip whose
+last frame lasts.
 
 Windows are described by a (W, T) matrix of frame indices, so a long video's windows can be
 gathered batch by batch (`iter_window_batches`) instead of copying every frame T times.
@@ -63,6 +66,9 @@ class Windows:
         return len(self.starts)
 
 
+PAD = -1  # a padding step in a window-index matrix
+
+
 class Predictor(Protocol):
     """What scoring needs from a model (`highlights.model.SequenceModel` is one)."""
 
@@ -75,7 +81,7 @@ class Predictor(Protocol):
 def window_frame_indices(n_frames: int, steps: int, stride: int) -> np.ndarray:
     """The (W, steps) int64 matrix of frame indices, one row per window.
 
-    Rows past the end of a short sequence repeat the last frame index.
+    Steps past the end of a short sequence are `PAD`.
     """
     if n_frames < 1:
         raise InputError(
@@ -88,7 +94,14 @@ def window_frame_indices(n_frames: int, steps: int, stride: int) -> np.ndarray:
     if first_frames[-1] != last_start:
         first_frames = np.append(first_frames, last_start)
     indices = first_frames[:, None] + np.arange(steps, dtype=np.int64)[None, :]
-    return np.minimum(indices, n_frames - 1)
+    return np.where(indices < n_frames, indices, PAD)
+
+
+def gather_frames(frames: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(W, T, D) float32 windows of `frames` rows; `PAD` steps are all zeros (masked)."""
+    windows = np.asarray(frames, dtype=np.float32)[np.maximum(indices, 0)]
+    windows[indices == PAD] = 0.0
+    return windows
 
 
 def make_windows(seq: FeatureSequence, window: WindowConfig) -> Windows:
@@ -158,9 +171,12 @@ def _indices_for(seq: FeatureSequence, window: WindowConfig) -> np.ndarray:
 
 def _gather(seq: FeatureSequence, indices: np.ndarray) -> Windows:
     times = np.asarray(seq.times, dtype=np.float64)
+    real = indices != PAD
+    last = indices.max(axis=1)  # the last real frame (PAD is below every index)
+    damaged = (seq.damaged[np.maximum(indices, 0)] & real).sum(axis=1) / real.sum(axis=1)
     return Windows(
         starts=times[indices[:, 0]],
-        ends=frame_times(frames_at(times[indices[:, -1]], seq.rate) + 1, seq.rate),
-        features=np.asarray(seq.features, dtype=np.float32)[indices],
-        damaged=seq.damaged[indices].mean(axis=1, dtype=np.float32),
+        ends=frame_times(frames_at(times[last], seq.rate) + 1, seq.rate),
+        features=gather_frames(seq.features, indices),
+        damaged=damaged.astype(np.float32),
     )

@@ -120,6 +120,18 @@ def test_the_validation_clips_choose_the_epoch_and_only_the_test_clips_are_score
     assert "Accuracy on the test split (it chose nothing)" in text
 
 
+def test_decision_settings_are_chosen_per_class_on_the_validation_clips(fitted):
+    _, _, model, report = fitted
+    assert [d.label for d in report.decisions] == ["class0", "class1"]
+    assert all(d.events >= 1 and 0 <= d.fixed_f1 <= d.f1 <= 1 for d in report.decisions)
+    decisions = model.manifest.decisions
+    assert decisions["chosen_on"] == "validation"
+    saved = decisions["classes"]["class1"]
+    chosen = report.decisions[1].policy
+    assert (saved["threshold"], saved["low_threshold"]) == (chosen.threshold, chosen.low_threshold)
+    assert "Decision settings chosen on the validation split" in report.format()
+
+
 def test_the_manifest_records_what_the_model_needs_as_input(fitted):
     manifest = fitted[2].manifest
     assert (manifest.backbone, manifest.feature_dim, manifest.rate) == ("synthetic", DIM, RATE)

@@ -55,12 +55,37 @@ def test_a_sequence_exactly_one_window_long_gives_one_window():
     assert frames_in(windows.features)[0].tolist() == list(range(10))
 
 
-def test_a_short_sequence_gives_one_window_padded_with_its_last_frame():
-    windows = make_windows(sequence(4), TWO_SECONDS)
+def test_a_short_sequence_gives_one_window_padded_with_masked_zeros():
+    seq = sequence(4)
+    seq = FeatureSequence(seq.times, seq.features + 1, seq.backbone, seq.rate)  # frame k is k+1
+    windows = make_windows(seq, TWO_SECONDS)
     assert len(windows) == 1
-    assert frames_in(windows.features)[0].tolist() == [0, 1, 2, 3, 3, 3, 3, 3, 3, 3]
+    assert frames_in(windows.features)[0].tolist() == [1, 2, 3, 4, 0, 0, 0, 0, 0, 0]
+    assert window_frame_indices(4, 10, 5).tolist() == [[0, 1, 2, 3, -1, -1, -1, -1, -1, -1]]
     assert windows.starts[0] == 0.0
     assert windows.ends[0] == pytest.approx(4 / RATE)  # the last real frame, not the padding
+
+
+def test_a_short_windows_damaged_share_counts_its_real_frames_only():
+    seq = sequence(4)
+    damaged = FeatureSequence(
+        seq.times, seq.features, seq.backbone, seq.rate,
+        damaged=np.array([False, False, False, True]),
+    )  # fmt: skip
+    assert make_windows(damaged, TWO_SECONDS).damaged[0] == pytest.approx(0.25)
+
+
+def test_the_model_reads_a_padded_short_window_as_its_real_frames_alone():
+    short = build_model("compact", steps=4, feature_dim=3, num_classes=2)
+    padded = build_model("compact", steps=10, feature_dim=3, num_classes=2)
+    padded.set_weights(short.get_weights())  # the LSTM's weights do not depend on the length
+    real = np.random.default_rng(0).normal(size=(1, 4, 3)).astype(np.float32)
+    window = np.concatenate([real, np.zeros((1, 6, 3), np.float32)], axis=1)
+    np.testing.assert_allclose(
+        padded(window, training=False), short(real, training=False), rtol=1e-5, atol=1e-6
+    )
+    repeated = np.concatenate([real, np.repeat(real[:, -1:], 6, axis=1)], axis=1)
+    assert not np.allclose(padded(repeated, training=False), short(real, training=False))
 
 
 def test_window_times_follow_the_sequence_times():
