@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from highlights.config import Config, SegmentConfig, WindowConfig
+from highlights.config import Config, Decisions, WindowConfig
 from highlights.decisions import decide
 from highlights.errors import HighlightsError, InputError, ModelError
 from highlights.features import FeatureSequence
@@ -60,11 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--match-id", required=True)
     parser.add_argument("--table", help="DynamoDB table for one item per window")
     parser.add_argument("--targets", required=True, help="comma-separated target classes")
-    parser.add_argument("--threshold", type=float, default=defaults.segments.threshold)
-    parser.add_argument("--low-threshold", type=float, default=defaults.segments.low_threshold)
-    parser.add_argument("--buffer", type=float, default=defaults.segments.buffer)
-    parser.add_argument("--min-length", type=float, default=defaults.segments.min_length)
-    parser.add_argument("--merge-gap", type=float, default=defaults.segments.merge_gap)
+    # Decision settings: each one given overrides the model's calibrated one (as in detect).
+    parser.add_argument("--threshold", type=float)
+    parser.add_argument("--low-threshold", type=float)
+    parser.add_argument("--no-hysteresis", action="store_true")
+    parser.add_argument("--buffer", type=float)
+    parser.add_argument("--min-length", type=float)
+    parser.add_argument("--merge-gap", type=float)
     parser.add_argument(
         "--window-length",
         type=float,
@@ -199,33 +201,42 @@ def extract_data(tar: tarfile.TarFile, folder: Path) -> None:
     tar.extractall(folder, members=members)  # noqa: S202 - every member checked above
 
 
-def score_with_model(sequence: FeatureSequence, model_dir: Path, features: Path) -> WindowScores:
+def score_with_model(
+    sequence: FeatureSequence, model_dir: Path, features: Path
+) -> tuple[WindowScores, Decisions]:
+    """The windows' scores, and the model's calibrated decision settings."""
     # TensorFlow is loaded only on this path; scoring with an endpoint does without it.
     from highlights.model import SequenceModel
 
     with model_folder(model_dir) as folder:
         model = SequenceModel.load(folder)
-    model.manifest.check_features(sequence.recipe, f"{features} (for the model {model_dir})")
-    return score_sequence(sequence, model.manifest.window_config(), model)
+    manifest = model.manifest
+    manifest.check_features(sequence.recipe, f"{features} (for the model {model_dir})")
+    decisions = Decisions.from_dict(manifest.decisions.get("classes", {}), source=str(model_dir))
+    return score_sequence(sequence, manifest.window_config(), model), decisions
 
 
 # --- the job -----------------------------------------------------------------------------------
 
 
-def segment_policy(args: argparse.Namespace) -> SegmentConfig:
-    return SegmentConfig(
-        threshold=args.threshold,
-        low_threshold=args.low_threshold,
-        buffer=args.buffer,
-        min_length=args.min_length,
-        merge_gap=args.merge_gap,
+def decision_config(args: argparse.Namespace, decisions: Decisions) -> Config:
+    """The settings the job decides with: the model's calibrated ones (none for an endpoint)
+    with those given on the command line on top, exactly as `highlights detect` does."""
+    config = Config(decisions=decisions).replace(
+        **{
+            "segments.threshold": args.threshold,
+            "segments.low_threshold": args.low_threshold,
+            "segments.buffer": args.buffer,
+            "segments.min_length": args.min_length,
+            "segments.merge_gap": args.merge_gap,
+        }
     )
+    return config.without_hysteresis() if args.no_hysteresis else config
 
 
 def run(args: argparse.Namespace, clients: Any) -> Path:
     """Do the job; `clients(service)` makes boto3 clients. Returns the segments.json path."""
     targets = targets_of(args.targets)
-    policy = segment_policy(args)
     sequence = load_shards(args.features)
     log.info("%d frames from %s", len(sequence), args.features)
     if args.endpoint:
@@ -240,10 +251,11 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
             args.max_request_bytes,
         )
         scores = score_sequence(sequence, window, scorer, args.endpoint_batch)
+        decisions = Decisions()
         model_info = {"endpoint": args.endpoint}
         log.info("%d windows scored in %d endpoint requests", len(scores), scorer.requests)
     else:
-        scores = score_with_model(sequence, args.model, args.features)
+        scores, decisions = score_with_model(sequence, args.model, args.features)
         model_info = {"path": str(args.model)}
     missing = [name for name in targets if name not in scores.classes]
     if missing:
@@ -254,10 +266,11 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
     duration = args.duration if args.duration is not None else float(scores.ends[-1])
     path = args.output / SEGMENTS_FILE
     store = DynamoDBResults(args.table, clients("dynamodb")) if args.table else None
+    config = decision_config(args, decisions)
     decide(
         scores,
         targets,
-        policy,
+        {target: config.policy_for(target) for target in targets},
         duration,
         path,
         video_name=args.video_name or args.match_id,
