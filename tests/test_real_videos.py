@@ -3,6 +3,7 @@ detect in a longer real video made by joining several of them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from highlights.backbones import load_backbone
 from highlights.config import Config
+from highlights.evaluation import evaluate_paths
 from highlights.features import extract_features
 from highlights.pipeline import run_detect
 from highlights.training import train
@@ -105,3 +107,19 @@ def test_the_juggling_section_of_the_real_video_is_found(real_detection) -> None
     assert any(s.start < end and s.end > start for s in result.segments), (
         f"juggling at {start:.1f}-{end:.1f} s not found in {result.segments}"
     )
+
+
+def test_detect_decides_with_the_calibrated_settings_and_evaluate_scores_it(
+    real_detection, tmp_path: Path
+) -> None:
+    _, (start, end), out = real_detection
+    calibrated = json.loads((out.parent / "model" / "manifest.json").read_text())["decisions"]
+    used = json.loads((out / "segments.json").read_text())["decisions"]["SoccerJuggling"]
+    assert used == {name: calibrated["classes"]["SoccerJuggling"][name] for name in used}
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({
+        "format": "sports-highlights/truth", "version": 1, "video": "match.mp4",
+        "highlights": [{"label": "SoccerJuggling", "start": start, "end": end}],
+    }))  # fmt: skip
+    loosest = evaluate_paths(truth, out / "segments.json").segments["SoccerJuggling"][0]
+    assert (loosest.iou_threshold, loosest.true_positives, loosest.false_negatives) == (0.1, 1, 0)
