@@ -18,6 +18,7 @@ from highlights.pipeline import config_for_model
 from highlights.segments import Segment, find_segments
 from highlights.truth import TruthEvent
 from highlights.windows import WindowScores
+from tests.recipes import a_recipe
 
 
 def juggling_scores(values: list[float]) -> WindowScores:
@@ -159,7 +160,8 @@ def test_each_target_is_decided_with_its_own_settings() -> None:
 def manifest(decisions: dict) -> ModelManifest:
     return ModelManifest(
         classes=("Other", "Juggling"), backbone="efficientnet_lite0", feature_dim=8, rate=5.0,
-        window_length=2.0, window_stride=1.0, steps=10, preset="compact", decisions=decisions,
+        window_length=2.0, window_stride=1.0, steps=10, preset="compact", recipe=a_recipe(),
+        decisions=decisions,
     )  # fmt: skip
 
 
