@@ -112,13 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for everything made")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument(
+        "--validation-fraction", type=float, default=0.2, help="of each class's clips"
+    )
     args = parser.parse_args(argv)
     if not VIDEOS.is_dir():
         print(f"real videos not found at {VIDEOS}", file=sys.stderr)
         return 2
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    config = Config(cache_dir=work / "cache").replace(**{"train.epochs": args.epochs})
+    config = Config(cache_dir=work / "cache").replace(
+        **{"train.epochs": args.epochs, "train.validation_fraction": args.validation_fraction}
+    )
     report = train(make_dataset(work / "data"), work / "model", config)
     print(report.format())
     video, truth = make_match(work)
