@@ -31,7 +31,8 @@ from highlights.config import SegmentConfig
 from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
 from highlights.files import write_text_atomic
-from highlights.timecode import game_time, milliseconds
+from highlights.timecode import game_time as game_time  # re-exported for report and notify
+from highlights.timecode import milliseconds
 from highlights.windows import WindowScores
 
 FORMAT_NAME = "sports-highlights/segments"
