@@ -6,7 +6,6 @@ Cases: a phone video, the same video with rotation metadata, 29.97 frames/s, var
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +14,11 @@ import pytest
 
 from highlights.aws_dry_run import s3_etag
 from tests.aws_strict import check_request
-from tests.media import SHARED_VIDEOS_DIR, run_ffmpeg
+from tests.media import real_clip, run_ffmpeg
 
 PHONE = "penalty-kick-prediction/test_video.mp4"  # 360x640, 30 frames/s, with sound
 NTSC = "vision/basketball.mp4"  # 640x360, 29.97 frames/s
 
-
-def real_clip(name: str) -> Path:
-    path = SHARED_VIDEOS_DIR / name
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared real video {path} is missing (CI must have it)")
-        pytest.skip(f"shared real video not found at {path}")
-    return path
 
 
 def aws_plan(*args: str | Path) -> subprocess.CompletedProcess:

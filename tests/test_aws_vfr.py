@@ -8,7 +8,6 @@ documented, so the fake refuses to guess (and so should we).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import av
@@ -23,21 +22,13 @@ from highlights.matches import match_for_object
 from highlights.mediaconvert import clip_settings, needs_normalizing
 from highlights.segments import Segment
 from tests.fake_mediaconvert import FakeMediaConvert
-from tests.media import SHARED_VIDEOS_DIR, run_ffmpeg
+from tests.media import real_clip, run_ffmpeg
 from tests.test_aws_plan import VARIABLE
 
 REGION = "eu-west-1"
 NTSC = "vision/basketball.mp4"  # real footage, 29.97 frames/s
 ROLE = VARIABLE["mediaconvert_role_arn"]
 
-
-def real_clip(name: str) -> Path:
-    path = SHARED_VIDEOS_DIR / name
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared real video {path} is missing (CI must have it)")
-        pytest.skip(f"shared real video not found at {path}")
-    return path
 
 
 @pytest.fixture(scope="module")

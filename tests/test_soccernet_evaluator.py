@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# `make .venv/.dev` installs it (pip install --no-deps SoccerNet); a missing install must fail.
+from SoccerNet.Evaluation import ActionSpotting  # noqa: E402
+
 from highlights.config import SegmentConfig
 from highlights.evaluation import evaluate_paths
 from highlights.segments import find_segments, write_segments_json
 from highlights.windows import WindowScores
-
-ActionSpotting = pytest.importorskip(
-    "SoccerNet.Evaluation.ActionSpotting",
-    reason="SoccerNet is installed by `make .venv/.dev` (pip install --no-deps SoccerNet)",
-)
 
 CLASSES = ("Background", "Penalty", "Corner")
 EVENTS = {"Penalty": 0, "Corner": 1}
