@@ -146,7 +146,7 @@ def test_a_model_trained_on_keras_features_detects_with_keras(tmp_path: Path) ->
     from highlights.pipeline import run_detect
     from highlights.training import train
 
-    data = synthetic.make_dataset(tmp_path / "data", clips_per_class=2, seconds=2.0)
+    data = synthetic.make_dataset(tmp_path / "data", clips_per_class=4, seconds=2.0)
     config = Config(cache_dir=tmp_path / "cache", backbone_backend="keras")
     train(data, tmp_path / "model", config.replace(**{"train.epochs": 1}))
     match = synthetic.make_match(tmp_path / "match.mp4", 6, [synthetic.Event(2, 4)])
