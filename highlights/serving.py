@@ -7,8 +7,11 @@ Request: a batch of windows, each `steps` feature vectors of `feature_dim` value
 - `text/csv`: one window per row, no header, the T*D values frame after frame
   (frame 0 values 0..D-1, then frame 1, ...), i.e. the window array flattened in C order;
 - `application/x-npy`: one `.npy` array (W, T, D) of a numeric dtype (no pickles).
-Response (`application/json`): `{"classes": [...], "probabilities": [[...], ...]}`,
-one row per window.
+Response (`application/json`):
+`{"classes": [...], "probabilities": [[...], ...], "decisions": {...}}`, one row of probabilities
+per window; `decisions` are the model's calibrated decision settings
+(class -> `SegmentConfig` fields, the manifest's `decisions.classes`), so a caller scoring through
+the endpoint decides exactly as `highlights detect` does with the model on disk.
 Feature recipe: a caller says which recipe (`highlights.recipe`) made its features with
 `feature-recipe=<digest>` in SageMaker's CustomAttributes (the `X-Amzn-SageMaker-Custom-Attributes`
 header, forwarded verbatim to the container). Windows of another recipe than the model's are
@@ -34,7 +37,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from flask import Flask, Response, request
@@ -215,24 +218,41 @@ def encode_windows(windows: np.ndarray, content_type: str) -> bytes:
     )
 
 
-def prediction_document(classes: Sequence[str], probabilities: np.ndarray) -> dict[str, Any]:
-    return {"classes": list(classes), "probabilities": np.asarray(probabilities).tolist()}
+def prediction_document(
+    classes: Sequence[str],
+    probabilities: np.ndarray,
+    decisions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "classes": list(classes),
+        "probabilities": np.asarray(probabilities).tolist(),
+        "decisions": dict(decisions or {}),
+    }
 
 
-def read_prediction(body: bytes | str) -> tuple[tuple[str, ...], np.ndarray]:
-    """Parse a response body into (classes, probabilities (W, C) float32)."""
+class Prediction(NamedTuple):
+    classes: tuple[str, ...]
+    probabilities: np.ndarray  # (W, C) float32
+    decisions: dict[str, Any]  # class -> calibrated settings; empty when the model has none
+
+
+def read_prediction(body: bytes | str) -> Prediction:
+    """Parse a response body."""
     try:
         document = json.loads(body)
         classes = tuple(str(name) for name in document["classes"])
         probabilities = np.asarray(document["probabilities"], dtype=np.float32)
-    except (ValueError, TypeError, KeyError) as exc:
+        decisions = document.get("decisions", {})
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise PayloadError(f"the prediction response is not understood: {exc}") from None
+    if not isinstance(decisions, dict):
+        raise PayloadError("the prediction response's 'decisions' is not an object")
     if probabilities.ndim != 2 or probabilities.shape[1] != len(classes):
         raise PayloadError(
             f"the prediction response has probabilities of shape {probabilities.shape} "
             f"for {len(classes)} classes"
         )
-    return classes, probabilities
+    return Prediction(classes, probabilities, decisions)
 
 
 def recipe_attribute(recipe: FeatureRecipe) -> str:
@@ -254,11 +274,12 @@ def create_app(
     shape: WindowShape,
     max_bytes: int = DEFAULT_MAX_BYTES,
     recipe: FeatureRecipe | None = None,
+    decisions: Mapping[str, Any] | None = None,
 ) -> Flask:
     """The SageMaker inference app: `GET /ping` and `POST /invocations`.
 
     `recipe`: what made the features the model was trained on; requests that state another
-    are refused.
+    are refused. `decisions`: the model's calibrated settings, sent with every prediction.
     """
     app = Flask("highlights.serving")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
@@ -291,7 +312,7 @@ def create_app(
             return _json({"error": str(exc)}, 415)
         except PayloadError as exc:
             return _json({"error": str(exc)}, 400)
-        return _json(prediction_document(class_names, predictor.predict(windows)), 200)
+        return _json(prediction_document(class_names, predictor.predict(windows), decisions), 200)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_: RequestEntityTooLarge) -> Response:
@@ -333,7 +354,10 @@ def load_app(model_dir: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Flask:
     from highlights.model import SequenceModel
 
     model = SequenceModel.load(model_dir)
-    return create_app(model, window_shape(model), max_bytes, model.manifest.recipe)
+    manifest = model.manifest
+    return create_app(
+        model, window_shape(model), max_bytes, manifest.recipe, manifest.decisions.get("classes")
+    )
 
 
 def window_shape(model: SequenceModel) -> WindowShape:

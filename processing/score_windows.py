@@ -126,6 +126,7 @@ class EndpointScorer:
         self._content_type = content_type
         self._max_bytes = max_bytes
         self.classes: tuple[str, ...] | None = None
+        self.decisions: dict[str, Any] | None = None  # the model's calibrated settings
         self.requests = 0
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -149,14 +150,19 @@ class EndpointScorer:
             Body=body,
         )
         self.requests += 1
-        classes, probabilities = read_prediction(response["Body"].read())
+        classes, probabilities, decisions = read_prediction(response["Body"].read())
         if self.classes is not None and classes != self.classes:
             raise ModelError(f"endpoint {self._endpoint}: answered with classes that changed")
+        if self.decisions is not None and decisions != self.decisions:
+            raise ModelError(
+                f"endpoint {self._endpoint}: answered with decision settings that changed "
+                "(was the model replaced during the job?)"
+            )
         if len(probabilities) != count:
             raise ModelError(
                 f"endpoint {self._endpoint}: sent {count} windows, got {len(probabilities)} rows"
             )
-        self.classes = classes
+        self.classes, self.decisions = classes, decisions
         return probabilities
 
 
@@ -220,8 +226,9 @@ def score_with_model(
 
 
 def decision_config(args: argparse.Namespace, decisions: Decisions) -> Config:
-    """The settings the job decides with: the model's calibrated ones (none for an endpoint)
-    with those given on the command line on top, exactly as `highlights detect` does."""
+    """The settings the job decides with: the model's calibrated ones (from the model folder or
+    from the endpoint's answers) with those given on the command line on top, exactly as
+    `highlights detect` does."""
     config = Config(decisions=decisions).replace(
         **{
             "segments.threshold": args.threshold,
@@ -251,7 +258,7 @@ def run(args: argparse.Namespace, clients: Any) -> Path:
             args.max_request_bytes,
         )
         scores = score_sequence(sequence, window, scorer, args.endpoint_batch)
-        decisions = Decisions()
+        decisions = Decisions.from_dict(scorer.decisions or {}, f"endpoint {args.endpoint}")
         model_info = {"endpoint": args.endpoint}
         log.info("%d windows scored in %d endpoint requests", len(scores), scorer.requests)
     else:

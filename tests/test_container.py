@@ -286,7 +286,8 @@ def test_train_writes_a_model_that_serve_loads(tmp_path: Path) -> None:
     batch = np.zeros((2, manifest["steps"], manifest["feature_dim"]), dtype=np.float32)
     answer = client.post("/invocations", data=encode_windows(batch, NPY), content_type=NPY)
     assert answer.status_code == 200
-    classes, probabilities = read_prediction(answer.data)
+    classes, probabilities, decisions = read_prediction(answer.data)
+    assert decisions == manifest.get("decisions", {}).get("classes", {})
     assert probabilities.shape == (2, 2)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 

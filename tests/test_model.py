@@ -65,8 +65,10 @@ def test_seed_model_has_exactly_the_seed_layers():
     net = build_model("seed", steps=10, feature_dim=1280, num_classes=101)
     assert net.input_shape == (None, 10, 1280)
     kinds = [type(layer).__name__ for layer in net.layers[1:]]
-    assert kinds == ["LSTM", "Dense", "Dropout", "Dense"]
-    lstm, dense, dropout, out = net.layers[1:]
+    # the seed's layers behind a Masking layer (no weights) that skips a short clip's padding
+    assert kinds == ["Masking", "LSTM", "Dense", "Dropout", "Dense"]
+    padding, lstm, dense, dropout, out = net.layers[1:]
+    assert padding.mask_value == 0.0
     assert lstm.units == 2048
     assert (dense.units, dense.activation.__name__) == (512, "relu")
     assert dropout.rate == 0.5

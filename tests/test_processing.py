@@ -23,7 +23,7 @@ import requests
 from moto import mock_aws
 
 from highlights.config import SegmentConfig, WindowConfig
-from highlights.errors import InputError, VideoError
+from highlights.errors import InputError, ModelError, VideoError
 from highlights.features import FeatureSequence, load_features
 from highlights.frame_capture import (
     CapturedFrame,
@@ -478,10 +478,12 @@ def queue_endpoint_replies(bodies: list[str]) -> None:
     assert response.status_code == 201
 
 
-def replies_for(probabilities: np.ndarray, sizes: list[int]) -> list[str]:
+def replies_for(
+    probabilities: np.ndarray, sizes: list[int], decisions: dict | None = None
+) -> list[str]:
     bounds = np.cumsum([0, *sizes])
     return [
-        json.dumps(prediction_document(CLASSES, probabilities[a:b]))
+        json.dumps(prediction_document(CLASSES, probabilities[a:b], decisions))
         for a, b in zip(bounds[:-1], bounds[1:], strict=True)
     ]
 
@@ -509,6 +511,64 @@ def test_endpoint_scoring_batches_requests_and_records_the_replies(
     document = read_segments_json(tmp_path / "out" / "segments.json")
     segments = expected_segments(scores)
     assert [(s.start, s.end) for s in document.segments] == [(s.start, s.end) for s in segments]
+
+
+CALIBRATED = {  # what an endpoint serving a calibrated model sends with its predictions
+    "PenaltyKick": {"threshold": 0.3, "low_threshold": 0.1, "buffer": 9.0, "min_length": 2.0,
+                    "merge_gap": 4.0},
+}
+
+
+def test_endpoint_scoring_decides_with_the_calibrated_settings_the_endpoint_sends(
+    aws: object, small_model: Path, tmp_path: Path
+) -> None:
+    seq = small_sequence(FRAMES)
+    write_interleaved_shards(seq, tmp_path / "features")
+    scores = expected_scores(seq, small_model)
+    queue_endpoint_replies(replies_for(scores.probabilities, [29], CALIBRATED))
+    args = score_args(tmp_path / "features", tmp_path / "out", "--endpoint", "highlights-ep")
+    args.remove("--threshold")
+    args.remove(str(THRESHOLD))
+    assert score_windows.main([*args, "--endpoint-batch", "29", "--content-type", JSON]) == 0
+
+    document = read_segments_json(tmp_path / "out" / "segments.json")
+    # calibrated settings for PenaltyKick, the buffer the job was given (the default here);
+    # Corner has none, so the defaults with hysteresis
+    buffer = SegmentConfig().buffer
+    assert document.decisions["PenaltyKick"] == SegmentConfig(0.3, 0.1, buffer, 2.0, 4.0)
+    default = SegmentConfig()
+    assert document.decisions["Corner"] == SegmentConfig(
+        default.threshold, round(default.threshold - 0.15, 6), buffer
+    )
+    expected = find_segments(scores, TARGETS, document.decisions, DURATION)
+    assert [(s.start, s.end) for s in document.segments] == [(s.start, s.end) for s in expected]
+
+
+def test_a_threshold_given_to_the_job_overrides_the_endpoint_s_calibrated_one(
+    aws: object, small_model: Path, tmp_path: Path
+) -> None:
+    seq = small_sequence(FRAMES)
+    write_interleaved_shards(seq, tmp_path / "features")
+    scores = expected_scores(seq, small_model)
+    queue_endpoint_replies(replies_for(scores.probabilities, [29], CALIBRATED))
+    args = score_args(tmp_path / "features", tmp_path / "out", "--endpoint", "highlights-ep")
+    assert score_windows.main([*args, "--endpoint-batch", "29", "--content-type", JSON]) == 0
+    decided = read_segments_json(tmp_path / "out" / "segments.json").decisions["PenaltyKick"]
+    assert (decided.threshold, decided.low_threshold) == (THRESHOLD, 0.1)
+    assert (decided.min_length, decided.merge_gap) == (2.0, 4.0)
+
+
+def test_an_endpoint_whose_decision_settings_change_mid_job_is_an_error(aws: object) -> None:
+    batch = np.random.default_rng(5).normal(size=(4, 10, SMALL_DIM)).astype(np.float32)
+    probabilities = np.random.default_rng(6).dirichlet(np.ones(len(CLASSES)), 4)
+    queue_endpoint_replies(
+        replies_for(probabilities, [2], CALIBRATED) + replies_for(probabilities[2:], [2])
+    )
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    scorer = EndpointScorer(client, "highlights-ep", a_recipe(), JSON)
+    scorer.predict(batch[:2])
+    with pytest.raises(ModelError, match="decision settings that changed"):
+        scorer.predict(batch[2:])
 
 
 def test_a_request_over_the_byte_limit_is_split_in_halves(aws: object) -> None:

@@ -47,6 +47,10 @@ SHAPE = WindowShape(STEPS, FEATURE_DIM)
 MAX_BYTES = 200_000
 
 
+CALIBRATED = {"threshold": 0.7, "low_threshold": 0.4, "buffer": 3.0, "min_length": 1.0,
+              "merge_gap": 2.0}
+
+
 def save_small_model(model_dir: Path) -> Path:
     keras.utils.set_random_seed(7)
     manifest = ModelManifest(
@@ -59,6 +63,7 @@ def save_small_model(model_dir: Path) -> Path:
         steps=STEPS,
         preset="compact",
         recipe=a_recipe(),
+        decisions={"classes": {CLASSES[0]: CALIBRATED}},
     )
     network = build_model("compact", STEPS, FEATURE_DIM, len(CLASSES))
     return SequenceModel(network, manifest).save(model_dir)
@@ -306,8 +311,9 @@ def test_invocations_match_the_in_process_model(
     body = encode_windows(batch, content_type)
     status, body = request(f"{server}/invocations", body, content_type)
     assert status == 200, body
-    classes, probabilities = read_prediction(body)
+    classes, probabilities, decisions = read_prediction(body)
     assert classes == CLASSES
+    assert decisions == {CLASSES[0]: CALIBRATED}, "the model's calibrated settings come along"
     expected = SequenceModel.load(model_dir).predict(batch)
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
 
