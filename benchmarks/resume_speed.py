@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from highlights import synthetic
 from highlights.config import Config
 
 
-def killed_at(video: Path, model: Path, out: Path, config: Path, frames: int, every: int) -> float:
+def killed_at(video: Path, model: Path, out: Path, config: Path, frames: int) -> float:
     """Seconds until `highlights detect` had checkpoints for 80 % of `frames` and was killed."""
     cache = out.with_name(out.name + "-cache")
     command = [
@@ -37,8 +38,10 @@ def killed_at(video: Path, model: Path, out: Path, config: Path, frames: int, ev
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while process.poll() is None:
-        parts = len(list(cache.glob("*/*.checkpoints/frames-*.npz")))
-        if parts * every >= 0.8 * frames:
+        # parts hold whole batches (`frames-<first>-<last>-<count>.npz`), not exactly `every`
+        parts = cache.glob("*/*.checkpoints/frames-*.npz")
+        done = sum(int(part.stem.rsplit("-", 1)[1]) for part in parts)
+        if done >= 0.8 * frames:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
             return time.perf_counter() - start
@@ -62,9 +65,10 @@ def main() -> int:
         config = work / "resume.toml"
         config.write_text(f"checkpoint_frames = {args.every}\n")
         runs = work / "runs"
+        shutil.rmtree(runs, ignore_errors=True)  # a kept feature cache would make detect instant
         frames = round(args.minutes * 60 * Config().sampling.rate)
         clean = detect(video, model, runs / "clean", config)
-        until_kill = killed_at(video, model, runs / "killed", config, frames, args.every)
+        until_kill = killed_at(video, model, runs / "killed", config, frames)
         resumed = detect(video, model, runs / "killed", config)
     rows = [
         ("video", f"{args.minutes:g} min, {frames} sampled frames, a checkpoint every "
