@@ -124,7 +124,14 @@ def _note_failure(context: dict[str, Any]) -> None:
             type="array",
             description="classes that make a highlight; empty: the highlights_targets Variable",
         ),
-        "threshold": Param(0.5, type="number", minimum=0, maximum=1),
+        "threshold": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            maximum=1,
+            description="score a window needs to start a highlight, for every target; "
+            "empty: the thresholds the model calibrated per class when it was trained",
+        ),
         "capture_rate": Param(
             5.0,
             type="number",

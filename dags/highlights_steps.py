@@ -124,7 +124,7 @@ class LocalRun:
     work_dir: str
     model_dir: str
     targets: list[str]
-    threshold: float
+    threshold: float | None  # None: the model's calibrated thresholds
 
 
 def claim_local_video(
@@ -133,7 +133,7 @@ def claim_local_video(
     etag: str,
     run_id: str,
     targets: list[str],
-    threshold: float,
+    threshold: float | None,
 ) -> dict[str, Any]:
     """Record this run's attempt at the video and give the video its own output folder.
 
@@ -213,7 +213,8 @@ def note_local_error(settings: LocalSettings, video: str, run_id: str, error: st
 
 
 def local_config(run: Mapping[str, Any]) -> Config:
-    """The detect config of a local run: the model's own rate/window, the run's threshold."""
+    """The detect config of a local run: the model's own rate, window and calibrated decisions,
+    with the run's threshold (if it has one) on top."""
     from highlights.model import MANIFEST_FILE, ModelManifest
     from highlights.pipeline import config_for_model
 
@@ -332,7 +333,7 @@ def plan_upload(
     backbone: str,
     capture_rate: float,
     targets: Sequence[str],
-    threshold: float,
+    threshold: float | None,
 ) -> dict[str, Any]:
     """Where this run reads and writes and its jobs' names, from what determines each output
     (the model by its S3 ETags)."""

@@ -117,7 +117,7 @@ def dry_run(
     key: str,
     segments: Sequence[Segment],
     targets: Sequence[str],
-    threshold: float,
+    threshold: float | None,
     backbone: str,
     capture_rate: float,
     instance_type: str = "ml.m5.xlarge",

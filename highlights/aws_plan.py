@@ -7,8 +7,9 @@ an old result and a re-run with nothing changed makes nothing new:
 - the features recipe (`features_recipe`): the match, backbone, its weights, the capture rate
   and the frame size; it names the frames, the proxy, the features and the features job;
 - the decision (`decision_digest`): the recipe, the model (its S3 ETags, or the endpoint) and
-  the decision settings (targets, threshold); it names the scores, the scores job and the
-  results folder (segments.json, clips, reel, the email marker).
+  the decision settings (targets, and the threshold if one is given: without one the model's
+  calibrated settings decide, and the model's ETags pin them); it names the scores, the scores
+  job and the results folder (segments.json, clips, reel, the email marker).
 
 A new threshold therefore re-scores only: the capture and the features of the recipe are found
 and kept. Scratch data is removed only once the steps that read it succeeded; whatever a failed
@@ -161,10 +162,13 @@ def features_recipe(match_id: str, backbone: str, capture_rate: float) -> str:
     )  # fmt: skip
 
 
-def decision_digest(recipe: str, model: str, targets: Sequence[str], threshold: float) -> str:
+def decision_digest(
+    recipe: str, model: str, targets: Sequence[str], threshold: float | None
+) -> str:
     """The digest of what determines the ranges: the features recipe, the model and the
-    decision settings."""
-    return _digest("decision", recipe, model, list(targets), repr(float(threshold)))
+    decision settings (`None`: the model's calibrated ones)."""
+    given = "calibrated" if threshold is None else repr(float(threshold))
+    return _digest("decision", recipe, model, list(targets), given)
 
 
 def model_digest_of(listing: Sequence[tuple[str, str]]) -> str:
@@ -260,7 +264,7 @@ def plan_run(
     backbone: str,
     capture_rate: float,
     targets: Sequence[str],
-    threshold: float,
+    threshold: float | None,
     model: str,
 ) -> RunPlan:
     recipe = features_recipe(match.match_id, backbone, capture_rate)
@@ -344,7 +348,7 @@ def scores_request(
     source: SourceInfo,
     *,
     targets: Sequence[str],
-    threshold: float,
+    threshold: float | None,
 ) -> dict:
     """The scoring job's CreateProcessingJob request."""
     return scores_job(

@@ -205,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--target", action="append", metavar="CLASS", help="class to look for (default Goal)"
     )
-    plan.add_argument("--threshold", type=float, default=0.5)
+    plan.add_argument(
+        "--threshold",
+        type=float,
+        help="one threshold for every target (default: the model's calibrated thresholds)",
+    )
     plan.add_argument("--backbone", default="efficientnet_lite0")
     plan.add_argument("--capture-rate", type=float, default=5.0)
     plan.add_argument("--features-instances", type=int, default=1)

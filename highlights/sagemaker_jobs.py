@@ -120,7 +120,7 @@ def scores_job(
     table: str,
     region: str,
     targets: Sequence[str],
-    threshold: float,
+    threshold: float | None,
     duration: float,
     video_name: str,
     model_uri: str | None = None,
@@ -130,7 +130,8 @@ def scores_job(
     """Merge the feature shards, score every window, write the DynamoDB items and segments.json.
 
     The model comes from `model_uri` (copied into the container) or, when only `endpoint` is
-    given, from a SageMaker endpoint.
+    given, from a SageMaker endpoint. Without a `threshold` the job decides with the model's
+    calibrated settings.
     """
     if not targets:
         raise ConfigError("scores job: give at least one target class")
@@ -138,6 +139,7 @@ def scores_job(
         raise ConfigError("scores job: give exactly one of model_data_uri and endpoint_name")
     inputs = [_input("features", features_uri, FEATURES_IN_DIR, sharded=False)]
     model_args = ["--endpoint", endpoint] if endpoint else ["--model", MODEL_DIR]
+    threshold_args = [] if threshold is None else ["--threshold", _number(threshold)]
     if model_uri:
         inputs.append(_input("model", model_uri, MODEL_DIR, sharded=False))
     return _job(
@@ -155,8 +157,7 @@ def scores_job(
             table,
             "--targets",
             ",".join(targets),
-            "--threshold",
-            _number(threshold),
+            *threshold_args,
             "--duration",
             _number(duration),
             "--video-name",

@@ -55,6 +55,25 @@ def test_a_new_threshold_changes_the_decision_but_not_the_features():
     assert first.results_url != second.results_url
 
 
+def test_the_model_s_calibrated_settings_are_a_decision_of_their_own():
+    calibrated = plan(threshold=None)
+    assert calibrated.decision not in {plan().decision, plan(threshold=0.7).decision}
+    assert calibrated.features_url == plan().features_url
+    assert calibrated.decision == plan(threshold=None).decision
+    # a new model brings new calibrated settings: its ETags are part of the decision
+    assert plan(threshold=None, model="model-digest-2").decision != calibrated.decision
+
+
+def test_without_a_threshold_the_scores_job_is_given_none_and_decides_as_calibrated():
+    run = plan(threshold=None)
+    scores = aws_plan.scores_request(
+        run, SETTINGS, SETTINGS.processing("ml.m5.xlarge", 1), FOUR_K, targets=["Goal"],
+        threshold=None,
+    )  # fmt: skip
+    check_request("sagemaker", "CreateProcessingJob", scores)
+    assert "--threshold" not in scores["AppSpecification"]["ContainerArguments"]
+
+
 @pytest.mark.parametrize(
     "change",
     [{"backbone": "inception_v3"}, {"capture_rate": 4.0}],

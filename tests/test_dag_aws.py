@@ -36,6 +36,7 @@ from highlights.matches import match_for_object
 from tests import airflow_env
 from tests.aws_rules import presigned_link_problems, unique_processing_job_names
 from tests.aws_strict import strict_aws
+from tests.calibrated import assert_calibrated
 from tests.fake_mediaconvert import FakeMediaConvert
 from tests.mediaconvert_jobs import timecode_frames
 
@@ -583,6 +584,20 @@ def test_rerun_of_a_match_duplicates_nothing(world, first_run):
     assert world.keys("match-highlights", f"highlights/{match_id}/") == before["clips"]
     assert {r["ClientRequestToken"] for r in world.mediaconvert.requests} == before["tokens"]
     assert len(world.mediaconvert.jobs) == before["mediaconvert jobs"]
+
+
+def test_a_run_without_a_threshold_decides_with_the_model_s_calibrated_settings(
+    world, first_run, trained_model
+):
+    from highlights.config import SegmentConfig
+
+    dag_run, _ = first_run
+    run = plan(dag_run)
+    job = world.sagemaker.describe_processing_job(ProcessingJobName=run["scores_job_name"])
+    assert "--threshold" not in job["AppSpecification"]["ContainerArguments"]
+    document = read_json(world, "match-highlights", f"{results(run)}segments.json")
+    decided = {t: SegmentConfig(**p) for t, p in document["decisions"].items()}
+    assert_calibrated(decided, trained_model)
 
 
 def test_rerun_with_a_new_threshold_rescores_only(world, first_run):

@@ -16,8 +16,10 @@ import pytest
 
 from highlights.inbox import LocalInbox
 from highlights.outputs.timelines import TIMELINE_FILES, read_timeline
+from highlights.segments import read_segments_json
 from highlights.video import probe
 from tests import airflow_env
+from tests.calibrated import assert_calibrated
 
 airflow_env.configure()
 
@@ -166,6 +168,14 @@ def test_local_run_writes_clips_reel_report_and_email(world):
     email = (folder / "notification.eml").read_text()
     assert NAMES[0] in email
     assert clips[0].name in email
+
+
+def test_a_run_without_a_threshold_decides_with_the_model_s_calibrated_settings(
+    world, trained_model
+):
+    inbox, _, _ = world
+    document = read_segments_json(match_folder(inbox.out, NAMES[0]) / "segments.json")
+    assert_calibrated(document.decisions, trained_model)
 
 
 def test_local_run_records_every_window(world):
