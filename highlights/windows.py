@@ -104,12 +104,6 @@ def gather_frames(frames: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return windows
 
 
-def make_windows(seq: FeatureSequence, window: WindowConfig) -> Windows:
-    """Every window of `seq` at once. For long videos prefer `iter_window_batches`."""
-    indices = _indices_for(seq, window)
-    return _gather(seq, indices)
-
-
 def iter_window_batches(
     seq: FeatureSequence, window: WindowConfig, batch_size: int = 256
 ) -> Iterator[Windows]:
@@ -119,23 +113,6 @@ def iter_window_batches(
     indices = _indices_for(seq, window)
     for begin in range(0, len(indices), batch_size):
         yield _gather(seq, indices[begin : begin + batch_size])
-
-
-def score_windows(windows: Windows, model: Predictor, batch_size: int = 256) -> WindowScores:
-    """Class probabilities for windows that are already in memory."""
-    if batch_size < 1:
-        raise InputError(f"batch_size must be at least 1, got {batch_size}")
-    parts = [
-        model.predict(windows.features[begin : begin + batch_size])
-        for begin in range(0, len(windows), batch_size)
-    ]
-    return WindowScores(
-        starts=windows.starts,
-        ends=windows.ends,
-        probabilities=np.concatenate(parts).astype(np.float32, copy=False),
-        classes=tuple(model.classes),
-        damaged=windows.damaged,
-    )
 
 
 def score_sequence(

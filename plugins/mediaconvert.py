@@ -1,11 +1,11 @@
-"""AWS Elemental MediaConvert for Airflow: hook, create-job operator, job sensor and trigger.
+"""AWS Elemental MediaConvert for Airflow: hook, create-job operator and trigger.
 
 The Amazon provider has no MediaConvert support. Since 2024 MediaConvert accepts requests on
 its regional endpoint (`DescribeEndpoints` is deprecated), so the hook uses the regional
 endpoint unless an account endpoint is given (`mediaconvert_endpoint` in the `highlights_aws`
 Variable) or the connection's `service_config.mediaconvert.endpoint_url` names one.
 
-Waiting is deferrable: the operator and sensor hand the job id to `MediaConvertJobTrigger`,
+Waiting is deferrable: the operator hands the job id to `MediaConvertJobTrigger`,
 which polls `GetJob` from the triggerer and frees the worker slot meanwhile.
 
 Each job is submitted once. MediaConvert dedupes a `ClientRequestToken` for one minute only
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-from airflow.sdk import BaseOperator, BaseSensorOperator
+from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
@@ -180,37 +180,7 @@ class MediaConvertJobTrigger(BaseTrigger):
             await asyncio.sleep(self.poll_interval)
 
 
-class _MediaConvertWaiting:
-    """What the operator and the sensor share: a hook and the return path from the trigger."""
-
-    aws_conn_id: str | None
-    region_name: str | None
-    endpoint_url: str | None
-    poll_interval: float
-
-    def _hook(self) -> MediaConvertHook:
-        return MediaConvertHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-        )
-
-    def _trigger(self, job_id: str) -> MediaConvertJobTrigger:
-        return MediaConvertJobTrigger(
-            job_id=job_id,
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            poll_interval=self.poll_interval,
-        )
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        if event.get("status") != "success":
-            raise MediaConvertJobFailed(event.get("message") or f"MediaConvert trigger: {event}")
-        return event["job"]
-
-
-class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
+class MediaConvertCreateJobOperator(BaseOperator):
     """Submit a MediaConvert job from a settings dict and wait until it is COMPLETE.
 
     Idempotent: the ClientRequestToken is derived from `match_id` and `purpose`, so a retried
@@ -309,6 +279,27 @@ class MediaConvertCreateJobOperator(_MediaConvertWaiting, BaseOperator):
             queue=self.job_queue,
         )
 
+    def _hook(self) -> MediaConvertHook:
+        return MediaConvertHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+        )
+
+    def _trigger(self, job_id: str) -> MediaConvertJobTrigger:
+        return MediaConvertJobTrigger(
+            job_id=job_id,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            poll_interval=self.poll_interval,
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "success":
+            raise MediaConvertJobFailed(event.get("message") or f"MediaConvert trigger: {event}")
+        return event["job"]
+
 
 def _present(url: str, aws_conn_id: str | None) -> bool:
     """Whether an object exists at the s3:// key, or under it when it ends in '/'."""
@@ -321,49 +312,6 @@ def _present(url: str, aws_conn_id: str | None) -> bool:
         .list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
     )
     return any(item["Key"] == key or key.endswith("/") for item in listed.get("Contents") or [])
-
-
-class MediaConvertJobSensor(_MediaConvertWaiting, BaseSensorOperator):
-    """Wait for a MediaConvert job to be COMPLETE; fail with its ErrorMessage otherwise."""
-
-    template_fields: Sequence[str] = ("job_id", "endpoint_url", "region_name")
-
-    def __init__(
-        self,
-        *,
-        job_id: str,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        endpoint_url: str | None = None,
-        deferrable: bool = True,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.job_id = job_id
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.endpoint_url = endpoint_url
-        self.deferrable = deferrable
-
-    def poke(self, context: Any) -> bool:
-        return job_outcome(self._hook().get_job(self.job_id))
-
-    def execute(self, context: Any) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        job = self._hook().get_job(self.job_id)
-        if job_outcome(job):
-            return _summary(job)
-        self.defer(
-            trigger=self._trigger(self.job_id),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
-        return None
-
-    @property
-    def poll_interval(self) -> float:
-        return float(self.poke_interval)
 
 
 def _poll(hook: MediaConvertHook, job_id: str, interval: float, max_wait: timedelta) -> dict:

@@ -27,8 +27,6 @@ from aws_links import MatchResultsLink, SageMakerProcessingJobLink
 
 from highlights.sagemaker_jobs import max_wait_seconds
 
-RUNNING_STATES = ("InProgress", "Stopping")
-
 
 class SageMakerProcessingOnceOperator(SageMakerProcessingOperator):
     """`SageMakerProcessingOperator` that adopts an earlier try's job of the same name."""

@@ -350,7 +350,7 @@ def test_job_names_are_deterministic_and_leave_room_for_a_retry_suffix():
     assert len(name) + len("-1700000000000") <= 63
 
 
-# --- the plugin: hook, operator, sensor, trigger ------------------------------------------------
+# --- the plugin: hook, operator, sensor, trigger --------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -479,21 +479,6 @@ def test_operator_resumes_from_the_trigger_event(plugin):
     with pytest.raises(plugin.MediaConvertJobFailed, match="bad input"):
         op.execute_complete({}, {"status": "error", "message": "bad input"})
     assert op.execute_complete({}, {"status": "success", "job": {"id": "j"}}) == {"id": "j"}
-
-
-def test_sensor_fails_with_the_error_message(plugin, stubbed):
-    stubbed.add_response("get_job", {"Job": job("ERROR", ErrorMessage="Invalid clipping")})
-    sensor = plugin.MediaConvertJobSensor(task_id="wait", job_id="job-1", deferrable=False)
-    with pytest.raises(plugin.MediaConvertJobFailed, match="Invalid clipping"):
-        sensor.poke({})
-
-
-def test_sensor_pokes_until_complete(plugin, stubbed):
-    stubbed.add_response("get_job", {"Job": job("PROGRESSING")})
-    stubbed.add_response("get_job", {"Job": job("COMPLETE")})
-    sensor = plugin.MediaConvertJobSensor(task_id="wait", job_id="job-1", deferrable=False)
-    assert sensor.poke({}) is False
-    assert sensor.poke({}) is True
 
 
 def test_hook_uses_an_account_endpoint_when_given(plugin, monkeypatch):

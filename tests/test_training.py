@@ -15,7 +15,7 @@ from highlights.errors import DatasetError
 from highlights.features import FeatureCache, FeatureSequence
 from highlights.model import SequenceModel
 from highlights.training import evaluate, fit_sequences, train
-from highlights.windows import make_windows
+from highlights.windows import iter_window_batches
 from tests.media import SHARED_VIDEOS_DIR, require_shared
 from tests.recipes import a_recipe
 
@@ -89,8 +89,13 @@ def fitted():
     return dataset, sequences, model, report
 
 
+def window_features(seq: FeatureSequence) -> np.ndarray:
+    """The features of every window of `seq`, as the pipeline makes them."""
+    return np.concatenate([batch.features for batch in iter_window_batches(seq, FAST.window)])
+
+
 def probe_windows(dataset: Dataset, sequences: dict[Path, FeatureSequence]) -> np.ndarray:
-    return make_windows(sequences[dataset.validation[0].path], FAST.window).features
+    return window_features(sequences[dataset.validation[0].path])
 
 
 def test_fitting_separable_clips_classifies_held_out_clips_correctly(fitted):
@@ -103,7 +108,7 @@ def test_fitting_separable_clips_classifies_held_out_clips_correctly(fitted):
 
 def test_every_window_of_a_test_clip_is_scored_with_the_clips_class(fitted):
     dataset, sequences, _, report = fitted
-    counts = [len(make_windows(sequences[c.path], FAST.window)) for c in dataset.test]
+    counts = [len(window_features(sequences[c.path])) for c in dataset.test]
     assert report.windows.count == report.test_windows == sum(counts)
     assert report.windows.support == (sum(counts[:3]), sum(counts[3:]))
 
@@ -111,7 +116,7 @@ def test_every_window_of_a_test_clip_is_scored_with_the_clips_class(fitted):
 def test_the_validation_clips_choose_the_epoch_and_only_the_test_clips_are_scored(fitted):
     dataset, sequences, _, report = fitted
     validation_windows = sum(
-        len(make_windows(sequences[c.path], FAST.window)) for c in dataset.validation
+        len(window_features(sequences[c.path])) for c in dataset.validation
     )
     assert report.validation_windows == validation_windows != report.test_windows
     assert (report.epoch_chosen_on, report.scored_on) == ("validation", "test")
@@ -169,7 +174,7 @@ def test_the_model_keeps_the_weights_of_the_best_epoch(fitted):
     dataset, sequences, model, report = fitted
     losses = []
     for clip in dataset.validation:
-        probabilities = model.predict(make_windows(sequences[clip.path], FAST.window).features)
+        probabilities = model.predict(window_features(sequences[clip.path]))
         losses.extend(-np.log(probabilities[:, dataset.label_index(clip)]))
     assert np.mean(losses) == pytest.approx(min(report.history["val_loss"]), rel=1e-4)
 

@@ -9,13 +9,7 @@ from highlights.config import WindowConfig
 from highlights.errors import InputError
 from highlights.features import FeatureSequence
 from highlights.model import ModelManifest, SequenceModel, build_model
-from highlights.windows import (
-    iter_window_batches,
-    make_windows,
-    score_sequence,
-    score_windows,
-    window_frame_indices,
-)
+from highlights.windows import Windows, iter_window_batches, score_sequence, window_frame_indices
 from tests.recipes import a_recipe
 
 RATE = 5.0
@@ -28,6 +22,12 @@ def sequence(frames: int, dim: int = 3, offset: float = 0.0) -> FeatureSequence:
     return FeatureSequence(
         times=offset + np.arange(frames) / RATE, features=values, backbone="test", rate=RATE
     )
+
+
+def make_windows(seq: FeatureSequence, window: WindowConfig) -> Windows:
+    """Every window of `seq`, in one batch."""
+    (batch,) = iter_window_batches(seq, window, batch_size=max(1, len(seq)))
+    return batch
 
 
 def frames_in(windows_features: np.ndarray) -> np.ndarray:
@@ -155,7 +155,7 @@ def tiny_model() -> SequenceModel:
 
 def test_scores_hold_one_probability_row_per_window(tiny_model):
     windows = make_windows(sequence(27), TWO_SECONDS)
-    scores = score_windows(windows, tiny_model, batch_size=2)
+    scores = score_sequence(sequence(27), TWO_SECONDS, tiny_model, batch_size=2)
     assert scores.probabilities.shape == (5, 2)
     assert scores.probabilities.dtype == np.float32
     np.testing.assert_allclose(scores.probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -167,7 +167,7 @@ def test_scores_hold_one_probability_row_per_window(tiny_model):
 
 def test_scoring_batch_by_batch_equals_scoring_all_windows(tiny_model):
     seq = sequence(60)
-    whole = score_windows(make_windows(seq, TWO_SECONDS), tiny_model)
+    whole = make_windows(seq, TWO_SECONDS)
     batched = score_sequence(seq, TWO_SECONDS, tiny_model, batch_size=3)
-    np.testing.assert_allclose(batched.probabilities, whole.probabilities, rtol=1e-6)
+    np.testing.assert_allclose(batched.probabilities, tiny_model.predict(whole.features), rtol=1e-6)
     np.testing.assert_array_equal(batched.ends, whole.ends)

@@ -238,13 +238,3 @@ class EfficientNetLite0:
     def feature_graph(self, images: Any) -> Any:
         """Float RGB 0-255 tensor -> features: what other backends convert."""
         return self.features(images, training=False)
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """(B, 224, 224, 3) uint8 RGB -> (B, 1000) ImageNet logits."""
-        batch = check_batch(images, self.geometry)
-        return np.asarray(self.classifier.predict_on_batch(batch), dtype=np.float32)
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        logits = self.logits(images)
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
