@@ -28,11 +28,11 @@ from highlights.recipe import FeatureRecipe, check_recipe
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
-REPORT_FILE = "training_report.json"
+TRAINING_REPORT_FILE = "training_report.json"
 FORMAT_VERSION = 2  # 2 replaced `preprocessing` by the feature recipe
 PRESETS = ("compact", "seed")
 # Files a model directory may hold; any other file means it is not ours to replace.
-_MODEL_DIR_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, REPORT_FILE})
+_MODEL_DIR_FILES = frozenset({MODEL_FILE, MANIFEST_FILE, TRAINING_REPORT_FILE})
 _STAGING_PREFIX = ".saving-"  # a save in progress (or one a crash interrupted) inside the folder
 
 

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 FEATURES_FILE = "features.npz"
 SCORES_FILE = "scores.npz"
 SEGMENTS_FILE = "segments.json"
-REPORT_FILE = "report.html"
+HTML_REPORT_FILE = "report.html"
 EMAIL_FILE = "notification.eml"
 REEL_FILE = "highlights-reel.mp4"
 RESULTS_DB = "results.sqlite"
@@ -278,7 +278,7 @@ def stage_report(
 ) -> Path:
     """The HTML report, beside the clips and reel it plays (linked by relative paths)."""
     document = read_segments_json(segments_path)
-    path = out_dir / REPORT_FILE
+    path = out_dir / HTML_REPORT_FILE
     write_report(
         path,
         video_name=video.name,

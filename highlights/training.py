@@ -30,7 +30,7 @@ from highlights.dataset import Clip, Dataset, scan_dataset
 from highlights.errors import DatasetError, InputError
 from highlights.features import FeatureCache, FeatureSequence
 from highlights.files import file_sha256
-from highlights.model import REPORT_FILE, ModelManifest, SequenceModel, build_model
+from highlights.model import TRAINING_REPORT_FILE, ModelManifest, SequenceModel, build_model
 from highlights.recipe import FeatureRecipe
 from highlights.windows import PAD, gather_frames, window_frame_indices
 
@@ -268,7 +268,7 @@ def train(
     summary = {**report.summary(), **_settings_summary(Path(dataset_root), config)}
     manifest = dataclasses.replace(model.manifest, training=summary)
     SequenceModel(model.keras_model, manifest).save(
-        out_dir, extra_files={REPORT_FILE: json.dumps(report.to_dict(), indent=2) + "\n"}
+        out_dir, extra_files={TRAINING_REPORT_FILE: json.dumps(report.to_dict(), indent=2) + "\n"}
     )
     return report
 
