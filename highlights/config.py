@@ -20,6 +20,8 @@ DEFAULT_BACKBONE = "efficientnet_lite0"
 # What runs the backbone: "openvino" (about 3x faster on a CPU) or "keras" (the reference).
 DEFAULT_BACKEND = "openvino"
 DEFAULT_PRECISION = "float32"  # or "bfloat16" (openvino only): features move by up to 0.15
+# OpenVINO's inference threads for the backbone; 0: one per core it finds.
+OPENVINO_THREADS = 0
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,19 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from highlights.config import Decisions, WindowConfig
 from highlights.errors import ConfigError, ModelError, OutputExistsError
 from highlights.recipe import FeatureRecipe, check_recipe
+
+if TYPE_CHECKING:
+    import keras
+
+# Keras and TensorFlow are imported where a Keras model is built, loaded or run: reading a
+# manifest, or scoring with the OpenVINO copy (`highlights.openvino_classifier`), needs neither.
 
 MODEL_FILE = "model.keras"
 MANIFEST_FILE = "manifest.json"
@@ -192,6 +196,8 @@ def build_model(preset: str, steps: int, feature_dim: int, num_classes: int) -> 
     patterns and trains in seconds on CPU.
     Initialisation and dropout follow `keras.utils.set_random_seed`.
     """
+    import keras
+
     if num_classes < 2:
         raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}")
     inputs = keras.Input(shape=(steps, feature_dim), name="features")
@@ -218,6 +224,8 @@ class SequenceModel:
     def __init__(
         self, model: keras.Model, manifest: ModelManifest, source: Path | str = MANIFEST_FILE
     ) -> None:
+        import tensorflow as tf
+
         _check_agrees(model, manifest, str(source))
         self._model = model
         self._manifest = manifest
@@ -251,6 +259,8 @@ class SequenceModel:
             )
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
+        import tensorflow as tf
+
         parts = [
             self._call(tf.constant(batch[begin : begin + batch_size])).numpy()
             for begin in range(0, len(batch), batch_size)
@@ -260,18 +270,14 @@ class SequenceModel:
     @classmethod
     def load(cls, model_dir: Path) -> SequenceModel:
         """Load a model directory (`manifest.check_features` then says which features fit)."""
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise ModelError(f"{model_dir}: model directory not found")
-        manifest = ModelManifest.read(model_dir / MANIFEST_FILE)
-        weights = model_dir / MODEL_FILE
-        if not weights.is_file():
-            raise ModelError(f"{weights}: model file not found")
+        manifest, weights = read_model_dir(model_dir)
+        import keras
+
         try:
             model = keras.saving.load_model(weights, compile=False)
         except Exception as exc:  # Keras raises many kinds for a bad archive
             raise ModelError(f"{weights}: cannot load the Keras model: {exc}") from None
-        return cls(model, manifest, source=model_dir / MANIFEST_FILE)
+        return cls(model, manifest, source=Path(model_dir) / MANIFEST_FILE)
 
     def save(self, model_dir: Path, extra_files: dict[str, str] | None = None) -> Path:
         """Write the model directory, replacing an earlier model there.
@@ -311,6 +317,18 @@ class SequenceModel:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return model_dir
+
+
+def read_model_dir(model_dir: Path) -> tuple[ModelManifest, Path]:
+    """A model directory's manifest and the path of its Keras file (checked to exist)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: model directory not found")
+    manifest = ModelManifest.read(model_dir / MANIFEST_FILE)
+    weights = model_dir / MODEL_FILE
+    if not weights.is_file():
+        raise ModelError(f"{weights}: model file not found")
+    return manifest, weights
 
 
 def _check_agrees(model: keras.Model, manifest: ModelManifest, source: str) -> None:

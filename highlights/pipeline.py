@@ -27,8 +27,9 @@ from highlights.damage import DecodeDamage, check_damage, ranges_from_array, ran
 from highlights.decisions import decide, record_windows
 from highlights.features import FeatureCache, load_features, save_features
 from highlights.files import atomic_path, file_sha256
-from highlights.model import ModelManifest, SequenceModel
+from highlights.model import ModelManifest, SequenceModel, read_model_dir
 from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
+from highlights.openvino_classifier import OpenVinoSequenceModel, load_scoring_model
 from highlights.output_folder import OutputFolder
 from highlights.outputs.timelines import TIMELINE_FILES, write_timelines
 from highlights.recipe import recipe_of
@@ -125,6 +126,7 @@ def stage_features(
         config.backbone_weights,
         config.backbone_backend,
         config.backbone_precision,
+        cache_dir=config.cache_dir,
     )
     sequence = FeatureCache(config.cache_dir).get_or_extract(
         video,
@@ -149,12 +151,12 @@ def stage_scores(
     model_dir: Path,
     work_dir: Path,
     config: Config,
-    model: SequenceModel | None = None,
+    model: SequenceModel | OpenVinoSequenceModel | None = None,
 ) -> Path:
     """Classify every window with the sequence model (loaded unless given); write `scores.npz`."""
     sequence = load_features(features_path)
     if model is None:
-        model = SequenceModel.load(model_dir)
+        model = load_scoring_model(model_dir, config.backbone_backend, config.cache_dir)
     model.manifest.check_features(sequence.recipe, str(features_path))
     scores = score_sequence(sequence, config.window, model)
     path = work_dir / SCORES_FILE
@@ -352,13 +354,15 @@ def run_detect(
     the result is staged inside it and swapped in whole once every file is written.
     """
     info = probe(video)
-    model = SequenceModel.load(model_dir)
-    config = config_for_model(config, model.manifest)
+    manifest, _ = read_model_dir(model_dir)
+    config = config_for_model(config, manifest)
+    model = load_scoring_model(model_dir, config.backbone_backend, config.cache_dir)
     backbone = load_backbone(
         config.backbone,
         config.backbone_weights,
         config.backbone_backend,
         config.backbone_precision,
+        cache_dir=config.cache_dir,
     )
     # Refused before anything is written: features of another recipe mean nothing to the model.
     model.manifest.check_features(recipe_of(backbone, config.sampling.rate), str(video))

@@ -260,6 +260,7 @@ def train(
         config.backbone_weights,
         config.backbone_backend,
         config.backbone_precision,
+        cache_dir=config.cache_dir,
     )
     sequences = _CachedFeatures(FeatureCache(config.cache_dir), backbone, config)
     sequences.extract(dataset.train + dataset.validation + dataset.test, progress)
