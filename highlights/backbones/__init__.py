@@ -6,8 +6,8 @@
 Backends. Each network is built in Keras (the reference, and what training's tests check); the
 `openvino` backend (default) converts that Keras graph and runs it about three times faster on a
 CPU. Given a cache folder, the converted network is kept there (`highlights.openvino_cache`), and
-later loads read it without Keras or TensorFlow. Backend and precision are part of what makes features comparable: features of
-different backends or precisions never share a cache entry.
+later loads read it without Keras or TensorFlow. Backend and precision are part of what makes
+features comparable: features of different backends or precisions never share a cache entry.
 """
 
 from __future__ import annotations
