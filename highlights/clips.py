@@ -16,7 +16,6 @@ from highlights.files import atomic_path
 from highlights.segments import Segment
 from highlights.timecode import (
     FrameTime,
-    as_rate,
     clip_frames,
     ffmpeg_rate,
     ffmpeg_span,
@@ -81,7 +80,7 @@ def thumbnail(video: Path, time: float, out: Path) -> Path:
     video, out = Path(video), Path(out)
     info = probe(video)
     _refuse_overwriting_input(video, out)
-    frame = FrameTime.at(min(max(0.0, time), last_frame_time(info.duration, info.fps)), info.fps)
+    frame = FrameTime.at(min(max(0.0, time), last_frame_time(info.duration, info.rate)), info.rate)
     at = float(frame.seconds)
     width = f"'min({THUMBNAIL_MAX_WIDTH},iw)'"
     with atomic_path(out) as tmp:
@@ -112,7 +111,7 @@ def _frames(video: Path, segment: Segment, info: VideoInfo) -> tuple[FrameTime, 
             f"{video}: range {segment.start:.3f}-{segment.end:.3f} s is empty or outside "
             f"the video (0-{info.duration:.3f} s)"
         )
-    return clip_frames(segment.start, segment.end, info.fps, info.duration)
+    return clip_frames(segment.start, segment.end, info.rate, info.duration)
 
 
 def _same_format(infos: Sequence[VideoInfo]) -> bool:
@@ -121,8 +120,7 @@ def _same_format(infos: Sequence[VideoInfo]) -> bool:
     def key(info: VideoInfo) -> tuple[object, ...]:
         return (info.codec, info.width, info.height, info.rotation, info.has_audio)
 
-    rate = as_rate(first.fps)
-    return all(key(info) == key(first) and as_rate(info.fps) == rate for info in infos)
+    return all(key(info) == key(first) and info.rate == first.rate for info in infos)
 
 
 def _concat_list(infos: Sequence[VideoInfo], folder: Path) -> Path:
@@ -151,7 +149,7 @@ def _concat_reencode(infos: Sequence[VideoInfo], tmp: Path, out: Path) -> None:
     has no audio, then H.264 + AAC."""
     first = infos[0]
     width, height = first.width // 2 * 2, first.height // 2 * 2
-    fps = ffmpeg_rate(first.fps)
+    fps = ffmpeg_rate(first.rate)
     with_audio = any(info.has_audio for info in infos)
     inputs: list[str] = []
     graph: list[str] = []

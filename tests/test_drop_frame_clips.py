@@ -7,6 +7,7 @@ lossy re-encode moves luma by far less than the 8 between neighbours).
 
 The truth: a range starting at 60.07 s starts on frame 1800, the frame on screen then
 (1800 x 1001/30000 = 60.06 s; frame 1801 starts at 60.093 s). Drop-frame calls it 00:01:00;02.
+The editor timelines name the same frames as the clips.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from moto import mock_aws
 
 from highlights import mediaconvert
 from highlights.clips import cut_clip
+from highlights.outputs.timelines import TIMELINE_FILES, read_timeline, write_timelines
 from highlights.segments import Segment
+from highlights.timecode import clip_frames
 from highlights.video import probe
 from tests.fake_mediaconvert import FakeMediaConvert
 from tests.media import run_ffmpeg
@@ -35,13 +38,23 @@ LAST = 1828  # starts at 60.994 s, the last frame that starts before 61.0 s
 BUCKET = "media-bucket"
 
 
+def ramp_video(path: Path, rate: str, seconds: int, timecode: str) -> Path:
+    """Frame k a flat grey of luma 16 + 8 x (k mod PERIOD), losslessly coded."""
+    run_ffmpeg(["-f", "lavfi", "-i", f"nullsrc=s=64x48:r={rate}:d={seconds},"
+                f"geq=lum=16+8*mod(N\\,{PERIOD}):cb=128:cr=128", "-c:v", "libx264", "-qp", "0",
+                "-pix_fmt", "yuv420p", "-timecode", timecode, str(path)])  # fmt: skip
+    return path
+
+
 @pytest.fixture(scope="module")
 def drop_frame_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("drop-frame") / "ntsc-df.mp4"
-    run_ffmpeg(["-f", "lavfi", "-i", f"nullsrc=s=64x48:r={NTSC}:d={SECONDS},"
-                f"geq=lum=16+8*mod(N\\,{PERIOD}):cb=128:cr=128", "-c:v", "libx264", "-qp", "0",
-                "-pix_fmt", "yuv420p", "-timecode", "00:00:00;00", str(path)])  # fmt: skip
-    return path
+    return ramp_video(tmp_path_factory.mktemp("drop-frame") / "ntsc-df.mp4", NTSC, SECONDS,
+                      "00:00:00;00")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pal_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ramp_video(tmp_path_factory.mktemp("pal") / "pal.mp4", "25", 4, "00:00:00:00")
 
 
 def ramp_phase(frame: av.VideoFrame) -> int:
@@ -77,7 +90,7 @@ def test_the_mediaconvert_clip_names_the_same_frames_in_drop_frame(
 ) -> None:
     info = probe(drop_frame_video)
     settings = mediaconvert.clip_settings(
-        f"s3://{BUCKET}/in/ntsc-df.mp4", SEGMENT, f"s3://{BUCKET}/clips/c", info.fps, False
+        f"s3://{BUCKET}/in/ntsc-df.mp4", SEGMENT, f"s3://{BUCKET}/clips/c", info.rate, False
     )
     clipping = settings["Inputs"][0]["InputClippings"][0]
     assert clipping == {"StartTimecode": "00:01:00;02", "EndTimecode": "00:01:01;00"}
@@ -95,3 +108,37 @@ def test_the_mediaconvert_clip_names_the_same_frames_in_drop_frame(
         assert fake.get_job(Id=job["Id"])["Job"]["Status"] == "COMPLETE"
         s3.download_file(BUCKET, "clips/c.mp4", str(tmp_path / "c.mp4"))
     assert phases(tmp_path / "c.mp4") == [k % PERIOD for k in range(FIRST, LAST + 1)]
+
+
+@pytest.mark.parametrize(
+    ("video", "segment", "first", "stop"),
+    [
+        ("drop_frame_video", SEGMENT, FIRST, LAST + 1),
+        # frame 50 starts at 2.0 s, 51 at 2.04 s; 3.01 x 25 = 75.25: frame 75 is the last
+        ("pal_video", Segment(2.03, 3.01, 0.9, "Goal"), 50, 76),
+    ],
+)
+def test_each_timeline_clip_holds_the_frames_of_the_cut_clip(
+    video: str,
+    segment: Segment,
+    first: int,
+    stop: int,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """A start between two frames: the timeline starts on the cut clip's first frame, the one
+    on screen at the start (not the next one, which starts after it)."""
+    source = request.getfixturevalue(video)
+    info = probe(source)
+    frames = clip_frames(segment.start, segment.end, info.rate, info.duration)
+    assert (frames[0].frame, frames[1].frame) == (first, stop)
+    clip = cut_clip(source, segment, tmp_path / "clip.mp4")
+    assert phases(clip) == [k % PERIOD for k in range(first, stop)]  # what the clip shows
+    write_timelines(info, [segment], tmp_path, ["clip.mp4"])
+    for name in TIMELINE_FILES:
+        timeline = read_timeline(tmp_path / name, info.rate)  # held: it owns its clips
+        [track] = [t for t in timeline.tracks if t.kind == "Video"]
+        [timeline_clip] = track.find_clips()
+        span = timeline_clip.source_range
+        assert span.start_time.rate == pytest.approx(float(info.rate), rel=1e-9), name
+        assert (span.start_time.value, span.end_time_exclusive().value) == (first, stop), name

@@ -95,8 +95,9 @@ def _source_frames(path: Path, rate: Fraction) -> list[tuple[int, int]]:
     ]
 
 
-def _frames_starting_in(start: float, end: float, rate: Fraction) -> tuple[int, int]:
-    return math.ceil(Fraction(start) * rate), math.ceil(Fraction(end) * rate)
+def _frames_of_clip(start: float, end: float, rate: Fraction) -> tuple[int, int]:
+    """Frames floor(start x rate) to ceil(end x rate), excluded: the cut clip's."""
+    return math.floor(Fraction(start) * rate), math.ceil(Fraction(end) * rate)
 
 
 def test_detect_writes_editor_timelines_of_its_segments(detection) -> None:
@@ -104,7 +105,7 @@ def test_detect_writes_editor_timelines_of_its_segments(detection) -> None:
     assert sorted(p.name for p in result.timelines) == sorted(TIMELINE_FILES)
     assert set(TIMELINE_FILES) <= set(OutputFolder(out).files())
     rate = result.video.rate
-    expected = [_frames_starting_in(s.start, s.end, rate) for s in result.segments]
+    expected = [_frames_of_clip(s.start, s.end, rate) for s in result.segments]
     for path in result.timelines:
         assert _source_frames(path, rate) == expected, path.name
 
@@ -118,7 +119,7 @@ def test_the_timelines_stage_writes_a_29_97_source_and_removes_them_with_no_high
     made = stage_timelines(video, _segments_file(tmp_path / "a.json", video, [(1, 3)]), [], out)
     assert {p.name for p in made} == set(TIMELINE_FILES)
     for path in made:
-        assert _source_frames(path, Fraction(30000, 1001)) == [(30, 90)], path.name  # 29.97, 89.91
+        assert _source_frames(path, Fraction(30000, 1001)) == [(29, 90)], path.name  # 29.97, 89.91
     assert "FCM: DROP FRAME" in (out / "highlights.edl").read_text()
     assert stage_timelines(video, _segments_file(tmp_path / "b.json", video, []), [], out) == []
     assert not any((out / name).exists() for name in TIMELINE_FILES)

@@ -1,7 +1,8 @@
 """Editor timelines: every file reads back with OpenTimelineIO to the same frames of the match.
 
-The expected frames are worked out by hand here: a range [start, end) seconds covers the frames
-that start inside it, frame k starting at k / rate seconds.
+The expected frames are worked out by hand here: a range [start, end) seconds covers the cut
+clip's frames, from the frame on screen at start, floor(start x rate), to the last frame that
+starts before end, ceil(end x rate) excluded; frame k starts at k / rate seconds.
 """
 
 from __future__ import annotations
@@ -69,10 +70,10 @@ def ntsc_match(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # Frame 1800 at 29.97 starts at 1800 * 1001 / 30000 = 60.06 s; in drop-frame timecode it is
 # 00:01:00;02 (frames ;00 and ;01 of minute 1 are skipped: SMPTE 12M).
 NTSC_SEGMENTS = [
-    Segment(2.0, 3.5, 0.93, "TennisRally"),  # frames ceil(59.94) = 60 to ceil(104.895) = 105
+    Segment(2.0, 3.5, 0.93, "TennisRally"),  # frames floor(59.94) = 59 to ceil(104.895) = 105
     Segment(60.06, 61.0, 0.71, "SoccerJuggling"),  # frames 1800 to ceil(1828.17) = 1829
 ]
-NTSC_FRAMES = [(60, 45), (1800, 29)]
+NTSC_FRAMES = [(59, 46), (1800, 29)]
 
 
 def test_the_rate_of_an_ntsc_video_is_exact(ntsc_match: Path) -> None:
@@ -92,8 +93,9 @@ def test_every_file_reads_back_frame_exactly_at_29_97(
     ("rate", "segment", "expected"),
     [
         (Fraction(25), Segment(2.0, 3.5, 0.8, "Goal"), (50, 38)),  # 3.5 * 25 = 87.5 -> 88
-        (FILM, Segment(2.0, 3.5, 0.8, "Goal"), (48, 36)),  # 47.95 -> 48, 83.92 -> 84
-        (NTSC_60, Segment(2.0, 3.5, 0.8, "Goal"), (120, 90)),  # 119.88 -> 120, 209.79 -> 210
+        (FILM, Segment(2.0, 3.5, 0.8, "Goal"), (47, 37)),  # 47.95 -> 47, 83.92 -> 84
+        (NTSC_60, Segment(2.0, 3.5, 0.8, "Goal"), (119, 91)),  # 119.88 -> 119, 209.79 -> 210
+        (Fraction(25), Segment(2.03, 3.5, 0.8, "Goal"), (50, 38)),  # 50.75 -> 50: on screen
         (Fraction(30), Segment(1.0, 2.0, 0.8, "Goal"), (30, 30)),  # on frame boundaries
     ],
 )
@@ -111,10 +113,10 @@ def test_every_file_reads_back_frame_exactly_at_other_rates(
 @pytest.mark.parametrize(
     ("rate", "counted", "exact", "in_timecode"),
     [
-        # 2.0 * 15 = 30, 3.5 * 15 = 52.5; at 23.976: 47.95 -> 48, 83.92 -> 84
-        (Fraction(15), FILM, (30, 23), (48, 36)),
-        # a phone's average rate: 50.05 -> 51, 87.59 -> 88; at 25: 50, 87.5 -> 88
-        (Fraction(25350, 1013), Fraction(25), (51, 37), (50, 38)),
+        # 2.0 * 15 = 30, 3.5 * 15 = 52.5 -> 53; at 23.976: 47.95 -> 47, 83.92 -> 84
+        (Fraction(15), FILM, (30, 23), (47, 37)),
+        # a phone's average rate: 50.05 -> 50, 87.59 -> 88; at 25: 50, 87.5 -> 88
+        (Fraction(25350, 1013), Fraction(25), (50, 38), (50, 38)),
         # 240 and 420; at 60: 120 and 210
         (Fraction(120), Fraction(60), (240, 180), (120, 90)),
         # 16 and 28; OpenTimelineIO has no nearest rate this low, we count at 24: 48 and 84
@@ -144,7 +146,7 @@ def test_the_edl_counts_ntsc_in_drop_frame_timecode(ntsc_match: Path, tmp_path: 
     events = [line.split() for line in lines if line[:3].isdigit()]
     # event, reel, track, cut, source in, source out, record in, record out
     assert events[1][:6] == ["002", "AX", "V", "C", "00:01:00;02", "00:01:01;01"]
-    assert events[0][4:] == ["00:00:02;00", "00:00:03;15", "00:00:00;00", "00:00:01;15"]
+    assert events[0][4:] == ["00:00:01;29", "00:00:03;15", "00:00:00;00", "00:00:01;16"]
 
 
 def test_the_fcp_xml_marks_its_source_timecode_drop_frame(ntsc_match: Path, tmp_path: Path) -> None:
@@ -175,7 +177,7 @@ def test_each_clip_is_marked_with_its_class_and_score(
         ["SoccerJuggling 0.71"],
     ]
     starts = [[int(m.marked_range.start_time.value) for m in c.markers] for c in clips]
-    assert starts == [[60], [1800]]
+    assert starts == [[59], [1800]]
 
 
 def test_the_edl_marks_each_clip_with_its_class_and_score(tmp_path: Path) -> None:
@@ -194,7 +196,7 @@ def test_the_edl_locators_of_ntsc_clips_are_in_drop_frame(ntsc_match: Path, tmp_
     written(tmp_path, ntsc_match, NTSC_SEGMENTS)
     edl = (tmp_path / "out" / "highlights.edl").read_text().splitlines()
     assert [line.split() for line in edl if line.startswith("* LOC:")] == [
-        ["*", "LOC:", "00:00:02;00", "GREEN", "TENNISRALLY", "0.93"],
+        ["*", "LOC:", "00:00:01;29", "GREEN", "TENNISRALLY", "0.93"],
         ["*", "LOC:", "00:01:00;02", "GREEN", "SOCCERJUGGLING", "0.71"],
     ]
 
@@ -240,7 +242,7 @@ def test_clips_follow_each_other_on_the_record_side(ntsc_match: Path, tmp_path: 
     timeline = read_timeline(tmp_path / "out" / "highlights.edl", NTSC)
     [track] = [t for t in timeline.tracks if t.kind == otio.schema.TrackKind.Video]
     placed = [track.range_of_child(c) for c in track.find_clips()]
-    assert [(int(r.start_time.value), int(r.duration.value)) for r in placed] == [(0, 45), (45, 29)]
+    assert [(int(r.start_time.value), int(r.duration.value)) for r in placed] == [(0, 46), (46, 29)]
 
 
 def test_a_range_past_the_end_stops_at_the_last_frame(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ rate; for 29.97 and 59.94 fps the timecodes are drop-frame (`HH:MM:SS;FF`), as e
 NTSC material. Each clip carries its class and score as a marker over its range and in its
 metadata (`highlights` key).
 
-Which frames a range covers: those whose start lies in [start, end) seconds, which are the frames
-ffmpeg puts in the cut clip. The frame arithmetic is OpenTimelineIO's (`RationalTime`).
+Which frames a range covers: exactly the cut clip's, from the frame on screen at its start to the
+last frame that starts before its end, clamped to the match (`highlights.timecode.clip_frames`,
+the function `highlights.clips.cut_clip` and MediaConvert's clipping cut by).
 
 SMPTE timecode exists for 23.976, 24, 25, 29.97, 30, 48, 50, 59.94 and 60 fps only. For a match at
 any other rate (15 fps, 120 fps, a phone's variable rate averaging 29.68) the `.otio` file keeps
@@ -28,9 +29,7 @@ so their files do not hold frame-exact ranges for such sources (OpenTimelineIO i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from opentimelineio.opentime import RationalTime, TimeRange
 from highlights.errors import InputError
 from highlights.files import write_text_atomic
 from highlights.segments import Segment
+from highlights.timecode import FrameTime, as_rate, clip_frames, frames_before, is_drop_frame_rate
 from highlights.video import VideoInfo
 
 TIMELINE_STEM = "highlights"
@@ -47,30 +47,11 @@ TIMELINE_STEM = "highlights"
 ADAPTERS = {".otio": "otio_json", ".edl": "cmx_3600", ".xml": "fcp_xml"}
 TIMELINE_FILES = tuple(f"{TIMELINE_STEM}{suffix}" for suffix in ADAPTERS)
 METADATA_KEY = "highlights"
-# Seconds are floats: a time within this share of a frame of a frame boundary is on it.
-FRAME_TOLERANCE = 1e-6
 EDL_REEL = "AX"  # the reel name editors give file-based media (no tape)
 MARKER_COLOR = otio.schema.MarkerColor.GREEN
 LOWEST_TIMECODE_RATE = 24.0
 # The FCP XML adapter writes drop-frame timecodes where an item's metadata says so.
 _FCP_DROP_FRAME = {"fcp_xml": {"timecode": {"displayformat": "DF"}}}
-
-
-@dataclass(frozen=True)
-class FrameSpan:
-    """Frames [first, end) of the match."""
-
-    first: int
-    end: int
-
-    @property
-    def length(self) -> int:
-        return self.end - self.first
-
-
-def is_drop_frame(rate: Fraction) -> bool:
-    """Whether editors count this rate in drop-frame timecode (29.97 and 59.94)."""
-    return rate in (Fraction(30000, 1001), Fraction(60000, 1001))
 
 
 def timecode_rate(rate: Fraction) -> Fraction:
@@ -80,25 +61,20 @@ def timecode_rate(rate: Fraction) -> Fraction:
     nearest = RationalTime.nearest_smpte_timecode_rate(float(rate))
     if nearest <= 0:  # OpenTimelineIO finds none below 12 fps
         nearest = LOWEST_TIMECODE_RATE
-    return Fraction(nearest).limit_denominator(1001)  # exact: 24000/1001 ... 60
-
-
-def _first_frame_from(seconds: float, rate: Fraction) -> int:
-    """The first frame that starts at or after `seconds`."""
-    value = RationalTime.from_seconds(seconds, float(rate)).value
-    return max(0, math.ceil(value - FRAME_TOLERANCE))
+    return as_rate(nearest)  # OpenTimelineIO's float of 24000/1001 ... 60, read exactly
 
 
 def video_frames(video: VideoInfo, rate: Fraction) -> int:
-    """How many frames the match has at `rate` (its duration, to the nearest frame)."""
-    return max(1, round(RationalTime.from_seconds(video.duration, float(rate)).value))
+    """How many frames the match has at `rate`: those that start before its end."""
+    return max(1, frames_before(video.duration, rate))
 
 
-def frame_span(segment: Segment, rate: Fraction, frames: int) -> FrameSpan:
-    """The frames of the match a segment covers, at least one, inside [0, frames)."""
-    first = min(_first_frame_from(segment.start, rate), frames - 1)
-    end = min(max(_first_frame_from(segment.end, rate), first + 1), frames)
-    return FrameSpan(first, end)
+def frame_span(video: VideoInfo, segment: Segment, rate: Fraction) -> tuple[FrameTime, FrameTime]:
+    """(first, stop) frames of the match at `rate` that the clip of `segment` holds."""
+    try:
+        return clip_frames(segment.start, segment.end, rate, video.duration)
+    except InputError as exc:
+        raise InputError(f"{video.path}: {exc}") from None
 
 
 def _marker(segment: Segment, span: TimeRange, index: int) -> otio.schema.Marker:
@@ -119,13 +95,14 @@ def _clip(
     marked: bool,
 ) -> otio.schema.Clip:
     rate, frames = float(exact_rate), video_frames(video, exact_rate)
-    span = frame_span(segment, exact_rate, frames)
-    source = TimeRange(RationalTime(span.first, rate), RationalTime(span.length, rate))
+    first, stop = frame_span(video, segment, exact_rate)
+    length = stop.frame - first.frame
+    source = TimeRange(RationalTime(first.frame, rate), RationalTime(length, rate))
     reference = otio.schema.ExternalReference(
         target_url=video.path.resolve().as_uri(),
         available_range=TimeRange(RationalTime(0, rate), RationalTime(frames, rate)),
     )
-    if is_drop_frame(exact_rate):
+    if is_drop_frame_rate(exact_rate):
         reference.metadata.update(_FCP_DROP_FRAME)
     details = {
         "index": index,
@@ -170,11 +147,11 @@ def highlights_timeline(
                 "video": video.path.name,
                 "rate": _fraction_text(rate),
                 "video_rate": _fraction_text(video.rate),
-                "drop_frame": is_drop_frame(rate),
+                "drop_frame": is_drop_frame_rate(rate),
             }
         },
     )
-    if is_drop_frame(rate):
+    if is_drop_frame_rate(rate):
         timeline.metadata.update(_FCP_DROP_FRAME)
     kinds = [otio.schema.TrackKind.Video]
     if video.has_audio:
