@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import queue
 import threading
 import weakref
@@ -54,7 +53,14 @@ from av.video.frame import PictureType
 from highlights.damage import TimeRange, clip_ranges
 from highlights.errors import VideoError
 from highlights.images import fit_picture
-from highlights.timecode import as_rate, frame_duration, frame_time, stream_seconds, to_pts
+from highlights.timecode import (
+    as_rate,
+    frame_duration,
+    frame_time,
+    frames_before,
+    stream_seconds,
+    to_pts,
+)
 from highlights.video import (
     CONTAINER_TIME_BASE,
     FrameGeometry,
@@ -253,7 +259,7 @@ class _Decoder:
         # Corrupt pictures come out flagged instead of being dropped without a word.
         context.flags |= Flags.output_corrupt
         context.thread_count = self.threads
-        clock = _Clock(container, stream, self.exact_rate, self.info.fps)
+        clock = _Clock(container, stream, self.exact_rate, self.info.rate)
         slots = _Slots(self, clock)
         if seek:
             target = clock.slot_time(self.start_frame - 1)
@@ -363,12 +369,12 @@ class _Clock:
         container: av.container.InputContainer,
         stream: av.video.stream.VideoStream,
         rate: Fraction,
-        fps: float,
+        video_rate: Fraction,
     ) -> None:
         self.time_base = stream.time_base or Fraction(1, 1_000_000)
         self.origin = stream_seconds(container.start_time or 0, CONTAINER_TIME_BASE)
         self.rate = rate
-        self.frame_length = frame_duration(fps)
+        self.frame_length = frame_duration(video_rate)
         self.duration = stream_seconds(container.duration or 0, CONTAINER_TIME_BASE)
         self.end = Fraction(0)  # end of the last packet seen
         self.last = Fraction(0)  # time of the last packet or picture seen
@@ -427,7 +433,7 @@ class _Slots:
         clock = self.clock
         start = clock.time(packet.pts)
         length = packet.duration * clock.time_base if packet.duration else clock.frame_length
-        first_slot = max(math.ceil(start * clock.rate), 0)
+        first_slot = max(frames_before(start, clock.rate), 0)  # the first at or after start
         return clock.slot_time(first_slot) < start + length
 
     def take(self, frame: av.VideoFrame) -> Iterator[SampledFrame]:
