@@ -86,7 +86,7 @@ def source_of(video: Path) -> SourceInfo:
     turned = info.rotation in (90, 270)
     return SourceInfo(
         duration=info.duration,
-        fps=info.fps,
+        rate=info.rate,
         has_audio=info.has_audio,
         width=info.height if turned else info.width,
         height=info.width if turned else info.height,

@@ -30,6 +30,7 @@ from highlights.errors import ConfigError, InputError
 from highlights.matches import HIGHLIGHTS_ROOT, Match, s3_url
 from highlights.mediaconvert import (
     SourceInfo,
+    at_standard_rate,
     capture_short_side,
     clip_settings,
     frame_capture_settings,
@@ -303,7 +304,7 @@ def media(run: RunPlan, source: SourceInfo) -> tuple[str, SourceInfo]:
     its constant-rate copy (`normalize_request`), and what that file is."""
     if needs_normalizing(source):
         return f"{run.normalized_url}.mp4", normalized_info(source)
-    return run.source_url, source
+    return run.source_url, at_standard_rate(source)
 
 
 def normalize_request(run: RunPlan, source: SourceInfo) -> dict | None:
@@ -379,7 +380,7 @@ def clip_requests(
                 url,
                 segment,
                 s3_url(run.highlights_bucket, run.clip_base(index)),
-                info.fps,
+                info.rate,
                 info.has_audio,
             ),
             "purpose": f"clip-{index:03d}",
@@ -399,7 +400,7 @@ def reel_request(run: RunPlan, source: SourceInfo, segments: Sequence[Segment]) 
         url,
         list(segments),
         s3_url(run.highlights_bucket, run.reel_base),
-        info.fps,
+        info.rate,
         info.has_audio,
     )
 

@@ -34,13 +34,13 @@ import json
 import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from highlights.errors import InputError
 from highlights.segments import Segment
-from highlights.timecode import as_rate, clip_timecodes, frames_before
+from highlights.timecode import Rate, as_rate, clip_timecodes, frames_before, rate_text
 
 MAX_CAPTURES = 10_000_000  # MediaConvert's upper bound for FrameCaptureSettings.MaxCaptures
 MAX_INPUTS = 150  # MediaConvert's limit of inputs in one job
@@ -57,14 +57,27 @@ CAPTURE_SHORT_SIDE = {"efficientnet_lite0": 256, "inception_v3": 299}
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """What MediaConvert's Probe says about the uploaded video."""
+    """What MediaConvert's Probe says about the uploaded video.
+
+    Passed between DAG tasks as XCom (`dataclasses.asdict`, JSON), so every field is JSON: the
+    frame rate is its exact text ("30000/1001"), never a float to be guessed back.
+    """
 
     duration: float  # seconds
-    fps: float
+    rate: str  # frames/s, exact: "25", "30000/1001" (a Fraction or an int is turned into this)
     has_audio: bool
     width: int  # as stored, before rotation
     height: int
     rotation: int = 0  # clockwise degrees the metadata asks players to turn the picture
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rate, float):
+            raise TypeError(f"SourceInfo.rate must be exact (a Fraction or 'N/D'), not {self.rate}")
+        object.__setattr__(self, "rate", rate_text(self.rate))
+
+    @property
+    def frame_rate(self) -> Fraction:
+        return as_rate(self.rate)
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -86,14 +99,15 @@ def source_info(probe_response: dict[str, Any], url: str) -> SourceInfo:
         raise InputError(f"{url}: no video stream")
     props = video.get("VideoProperties") or {}
     rate = props.get("FrameRate") or {}
-    if not rate.get("Numerator") or not rate.get("Denominator"):
+    numerator, denominator = rate.get("Numerator"), rate.get("Denominator")
+    if not all(isinstance(n, int) and n > 0 for n in (numerator, denominator)):
         raise InputError(f"{url}: the video stream has no frame rate")
     duration = container.get("Duration") or video.get("Duration")
     if not duration or duration <= 0:
         raise InputError(f"{url}: the video has no duration (empty or truncated?)")
     return SourceInfo(
         duration=float(duration),
-        fps=rate["Numerator"] / rate["Denominator"],
+        rate=rate_text(Fraction(numerator, denominator)),
         has_audio=any(t.get("TrackType") == "audio" for t in tracks),
         width=int(props.get("Width") or 0),
         height=int(props.get("Height") or 0),
@@ -135,22 +149,39 @@ STANDARD_RATES = tuple(
         + [Fraction(n * 1000, 1001) for n in (24, 30, 60)]
     )
 )
+# How far from a standard rate a reported rate may be and still be it (a container's 2997/100).
+RATE_TOLERANCE = Fraction(1, 1000)
 NORMALIZED_MAX_BITRATE = 40_000_000
 
 
-def is_standard_rate(fps: float) -> bool:
-    """Whether `fps` (an average) is one of STANDARD_RATES, as a constant-rate file reports."""
-    return any(abs(fps - float(rate)) < 1e-3 for rate in STANDARD_RATES)
+def standard_rate(rate: Rate) -> Fraction | None:
+    """The one of STANDARD_RATES that `rate` (an average) is, as a constant-rate file reports
+    it, or None."""
+    exact = as_rate(rate)
+    return next((r for r in STANDARD_RATES if abs(exact - r) < RATE_TOLERANCE), None)
 
 
-def constant_rate_for(fps: float) -> Fraction:
+def is_standard_rate(rate: Rate) -> bool:
+    return standard_rate(rate) is not None
+
+
+def constant_rate_for(rate: Rate) -> Fraction:
     """The standard rate a variable-rate source is converted to: the smallest at or above its
     average (phone video drops frames below its nominal rate), at most 60."""
-    return next((r for r in STANDARD_RATES if float(r) >= fps - 1e-3), STANDARD_RATES[-1])
+    exact = as_rate(rate)
+    return next((r for r in STANDARD_RATES if r >= exact - RATE_TOLERANCE), STANDARD_RATES[-1])
 
 
 def needs_normalizing(info: SourceInfo) -> bool:
-    return not is_standard_rate(info.fps)
+    return not is_standard_rate(info.rate)
+
+
+def at_standard_rate(info: SourceInfo) -> SourceInfo:
+    """A constant-rate source as the jobs count its frames: at its standard rate exactly."""
+    rate = standard_rate(info.rate)
+    if rate is None:
+        raise InputError(f"{info.rate} frames/s is not a standard rate: convert the video first")
+    return replace(info, rate=rate_text(rate))
 
 
 def normalized_info(info: SourceInfo) -> SourceInfo:
@@ -158,7 +189,7 @@ def normalized_info(info: SourceInfo) -> SourceInfo:
     width, height = info.display_size
     return SourceInfo(
         duration=info.duration,
-        fps=float(constant_rate_for(info.fps)),
+        rate=rate_text(constant_rate_for(info.rate)),
         has_audio=info.has_audio,
         width=width,
         height=height,
@@ -169,7 +200,7 @@ def normalized_info(info: SourceInfo) -> SourceInfo:
 def normalize_settings(source: str, destination: str, info: SourceInfo) -> dict[str, Any]:
     """An H.264 MP4 of the whole source at a constant standard frame rate (`destination`: the
     key without '.mp4'), upright, at source size and high quality; later jobs read it."""
-    rate = constant_rate_for(info.fps)
+    rate = constant_rate_for(info.rate)
     output = _mp4_output(info.has_audio, max_bitrate=NORMALIZED_MAX_BITRATE, quality=9,
                          audio=192_000)  # fmt: skip
     # FramerateConversionAlgorithm is left at its default, DUPLICATE_DROP: "MediaConvert
@@ -300,23 +331,24 @@ def _proxy_output(info: SourceInfo) -> dict[str, Any]:
 
 
 def clip_settings(
-    source: str, segment: Segment, destination: str, fps: float, has_audio: bool
+    source: str, segment: Segment, destination: str, rate: Rate, has_audio: bool
 ) -> dict[str, Any]:
-    """Settings for one H.264 MP4 clip of `segment`; `destination` is the key without '.mp4'."""
+    """Settings for one H.264 MP4 clip of `segment`; `destination` is the key without '.mp4'.
+    `rate`: the source's exact frame rate (a Fraction or "N/D"), which the timecodes count."""
     return _mp4_job(
-        [_clipped_input(source, [segment], fps, has_audio)], destination, has_audio, "Clip"
+        [_clipped_input(source, [segment], rate, has_audio)], destination, has_audio, "Clip"
     )
 
 
 def reel_settings(
-    source: str, segments: Sequence[Segment], destination: str, fps: float, has_audio: bool
+    source: str, segments: Sequence[Segment], destination: str, rate: Rate, has_audio: bool
 ) -> dict[str, Any]:
     """Settings for the reel: every segment in time order, one input each, joined in one MP4."""
     if not segments:
         raise InputError(f"{source}: a reel needs at least one segment")
     ordered = sorted(segments, key=lambda s: s.start)
     groups = _split(ordered, MAX_INPUTS)
-    inputs = [_clipped_input(source, group, fps, has_audio) for group in groups]
+    inputs = [_clipped_input(source, group, rate, has_audio) for group in groups]
     return _mp4_job(inputs, destination, has_audio, "Reel")
 
 
@@ -327,17 +359,19 @@ def _split(segments: list[Segment], parts: int) -> list[list[Segment]]:
 
 
 def _clipped_input(
-    source: str, segments: Sequence[Segment], fps: float, has_audio: bool
+    source: str, segments: Sequence[Segment], rate: Rate, has_audio: bool
 ) -> dict[str, Any]:
-    if fps <= 0:
-        raise InputError(f"{source}: frame rate must be positive, got {fps}")
+    try:
+        rate = as_rate(rate)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
     clippings = []
     for segment in segments:
         if segment.end <= segment.start:
             raise InputError(
                 f"{source}: empty range {segment.start:.3f}-{segment.end:.3f} s cannot be clipped"
             )
-        first, last = clip_timecodes(segment.start, segment.end, fps)
+        first, last = clip_timecodes(segment.start, segment.end, rate)
         clippings.append({"StartTimecode": first, "EndTimecode": last})
     item: dict[str, Any] = {
         "FileInput": source,

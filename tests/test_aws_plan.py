@@ -3,12 +3,16 @@ checked against the service models in full (`tests/aws_strict.py`)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from fractions import Fraction
+
 import pytest
 
 from highlights import aws_plan
 from highlights.errors import ConfigError, InputError
 from highlights.matches import match_for_object
-from highlights.mediaconvert import SourceInfo
+from highlights.mediaconvert import SourceInfo, source_info
 from highlights.segments import Segment
 from tests.aws_strict import check_request
 
@@ -29,7 +33,9 @@ VARIABLE = {
 SETTINGS = aws_plan.aws_settings(VARIABLE)
 # The longest match id there is (20-character stem and 12-character digest).
 MATCH = match_for_object("incoming/" + "a very long name for a final" * 5 + ".mp4", '"etag-1"')
-FOUR_K = SourceInfo(duration=5400.123, fps=30000 / 1001, has_audio=True, width=3840, height=2160)
+FOUR_K = SourceInfo(
+    duration=5400.123, rate=Fraction(30000, 1001), has_audio=True, width=3840, height=2160
+)
 
 
 def plan(**changes) -> aws_plan.RunPlan:
@@ -146,6 +152,66 @@ def test_every_request_of_a_4k_match_is_valid():
     check_request("sagemaker", "CreateProcessingJob", scores)
 
 
+def probed(numerator: int, denominator: int) -> dict:
+    """SourceInfo as the DAG's probe task hands it on: `asdict`, through XCom's JSON."""
+    track = {"Numerator": numerator, "Denominator": denominator}
+    response = {"ProbeResults": [{"Container": {"Duration": 90.0, "Tracks": [
+        {"TrackType": "video", "VideoProperties": {"FrameRate": track, "Width": 1920,
+                                                   "Height": 1080}},
+        {"TrackType": "audio"},
+    ]}}]}  # fmt: skip
+    return json.loads(json.dumps(asdict(source_info(response, "s3://in/final.mp4"))))
+
+
+# 60.07 s at 29.97: frame 1800 (60.06 s) is on screen, 00:01:00;02 in drop-frame; the last frame
+# that starts before 61.0 s is 1828 (60.994 s), 00:01:01;00.
+NTSC_CLIPPING = [{"StartTimecode": "00:01:00;02", "EndTimecode": "00:01:01;00"}]
+
+
+def clippings(settings: dict) -> list[dict]:
+    return [c for item in settings["Inputs"] for c in item["InputClippings"]]
+
+
+def test_a_29_97_source_keeps_its_exact_rate_from_the_probe_to_every_request():
+    xcom = probed(30000, 1001)
+    assert xcom["rate"] == "30000/1001" and "fps" not in xcom
+    source = SourceInfo(**xcom)
+    assert source.frame_rate == Fraction(30000, 1001)
+    run = plan()
+    assert aws_plan.normalize_request(run, source) is None
+    assert aws_plan.media(run, source)[1].rate == "30000/1001"
+    segment = Segment(60.07, 61.0, 0.9, "Goal")
+    [clip] = aws_plan.clip_requests(run, source, [segment])
+    assert clippings(clip["settings"]) == NTSC_CLIPPING
+    assert clippings(aws_plan.reel_request(run, source, [segment])) == NTSC_CLIPPING
+
+
+def test_a_rate_reported_a_hair_off_a_standard_one_is_clipped_at_the_standard_rate():
+    """A container may store 29.97 as 2997/100: MediaConvert counts it as NTSC's 30000/1001."""
+    source = SourceInfo(**probed(2997, 100))
+    run = plan()
+    assert aws_plan.normalize_request(run, source) is None
+    [clip] = aws_plan.clip_requests(run, source, [Segment(60.07, 61.0, 0.9, "Goal")])
+    assert clippings(clip["settings"]) == NTSC_CLIPPING
+
+
+def test_a_variable_rate_source_is_clipped_at_its_constant_copy_s_exact_rate():
+    source = SourceInfo(**probed(25350, 1013))  # a phone's average, 25.02 frames/s
+    run = plan()
+    normalized = aws_plan.normalize_request(run, source)
+    h264 = normalized["OutputGroups"][0]["Outputs"][0]["VideoDescription"]["CodecSettings"]
+    assert (h264["H264Settings"]["FramerateNumerator"],
+            h264["H264Settings"]["FramerateDenominator"]) == (30000, 1001)  # fmt: skip
+    url, info = aws_plan.media(run, source)
+    assert url == f"{run.normalized_url}.mp4" and info.rate == "30000/1001"
+    assert json.loads(json.dumps(asdict(info))) == asdict(info)
+
+
+def test_source_info_refuses_a_float_rate():
+    with pytest.raises(TypeError, match="exact"):
+        SourceInfo(duration=1.0, rate=29.97, has_audio=False, width=64, height=48)
+
+
 def test_numbers_reach_the_containers_exactly():
     run = plan(threshold=0.123456789)
     scores = aws_plan.scores_request(
@@ -169,7 +235,7 @@ def test_4k_frames_are_captured_at_the_backbones_size():
 def test_the_volume_grows_with_the_match_and_its_share_of_instances():
     ninety = aws_plan.volume_gb(FOUR_K, "efficientnet_lite0", 5.0, 1)
     half = aws_plan.volume_gb(
-        SourceInfo(2700.0, 25.0, True, 3840, 2160), "efficientnet_lite0", 5.0, 1
+        SourceInfo(2700.0, "25", True, 3840, 2160), "efficientnet_lite0", 5.0, 1
     )
     assert half <= ninety
     assert aws_plan.volume_gb(FOUR_K, "efficientnet_lite0", 5.0, 4) <= ninety
@@ -178,7 +244,7 @@ def test_the_volume_grows_with_the_match_and_its_share_of_instances():
 
 
 def test_a_long_4k_match_at_a_high_rate_gets_a_bigger_volume_than_the_default():
-    ten_hours = SourceInfo(36000.0, 30.0, True, 3840, 2160)
+    ten_hours = SourceInfo(36000.0, "30", True, 3840, 2160)
     assert aws_plan.volume_gb(ten_hours, "inception_v3", 30.0, 1) > 30
 
 

@@ -73,7 +73,7 @@ def test_a_vfr_source_is_clipped_from_its_constant_rate_copy_within_one_frame(wo
 
     s3, fake = world
     info = source_of(vfr)
-    assert needs_normalizing(info), info.fps
+    assert needs_normalizing(info), info.rate
     run = aws_plan.plan_run(
         aws_plan.aws_settings(VARIABLE), match_for_object("incoming/phone.mp4", '"e"'),
         backbone="efficientnet_lite0", capture_rate=5.0, targets=["Goal"], threshold=0.5,
@@ -105,7 +105,7 @@ def test_clipping_the_vfr_source_at_its_average_rate_is_not_documented(world, vf
     info = source_of(vfr)
     url = f"s3://{VARIABLE['input_bucket']}/incoming/phone.mp4"
     settings = clip_settings(
-        url, Segment(2.0, 3.0, 0.9, "Goal"), "s3://x-bucket/c", info.fps, False
+        url, Segment(2.0, 3.0, 0.9, "Goal"), "s3://x-bucket/c", info.rate, False
     )
     job = submit(fake, settings, "clip")
     assert job["Status"] == "ERROR"

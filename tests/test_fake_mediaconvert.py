@@ -120,7 +120,7 @@ def proxy_group(destination: str, **description) -> dict:
 
 def unscaled(duration: float = 2.0) -> mediaconvert.SourceInfo:
     """A source of unknown size: the builder then leaves every output at the source's size."""
-    return mediaconvert.SourceInfo(duration, 25.0, False, width=0, height=0)
+    return mediaconvert.SourceInfo(duration, "25", False, width=0, height=0)
 
 
 def capture_job(source: str, rate: Fraction, max_captures: int, **description) -> dict:
@@ -201,7 +201,7 @@ def test_frame_capture_only_job_is_refused(world):
 
 def test_the_pipelines_frame_capture_job_is_accepted_with_its_proxy_apart(world, tmp_path):
     s3, fake, _ = world
-    info = mediaconvert.SourceInfo(2.0, 25.0, True, width=64, height=48)
+    info = mediaconvert.SourceInfo(2.0, "25", True, width=64, height=48)
     settings = mediaconvert.frame_capture_settings(
         url("sound"), f"s3://{BUCKET}/frames/m/", f"s3://{BUCKET}/proxies/m/proxy", 5.0, info, 32
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from fractions import Fraction
 
 import boto3
 import pytest
@@ -33,7 +34,7 @@ from tests import airflow_env
 ROLE = "arn:aws:iam::123456789012:role/mediaconvert"
 SOURCE = "s3://input/incoming/final.mp4"
 PROXY = "s3://work/proxies/m1/proxy"
-FULL_HD = SourceInfo(duration=60.0, fps=25.0, has_audio=True, width=1920, height=1080)
+FULL_HD = SourceInfo(duration=60.0, rate="25", has_audio=True, width=1920, height=1080)
 
 
 def capture(destination: str, rate: float, info: SourceInfo = FULL_HD, short: int = 256) -> dict:
@@ -125,7 +126,7 @@ def test_frames_are_captured_at_the_backbones_short_side():
 
 
 def test_rotated_source_is_captured_upright_at_the_short_side():
-    phone = SourceInfo(duration=10.0, fps=30.0, has_audio=False, width=1920, height=1080,
+    phone = SourceInfo(duration=10.0, rate="30", has_audio=False, width=1920, height=1080,
                        rotation=90)  # fmt: skip
     settings = capture("s3://work/f/", 5.0, phone, short=299)
     video = settings["OutputGroups"][0]["Outputs"][0]["VideoDescription"]
@@ -134,7 +135,7 @@ def test_rotated_source_is_captured_upright_at_the_short_side():
 
 
 def test_small_sources_are_not_scaled_up():
-    small = SourceInfo(duration=10.0, fps=25.0, has_audio=False, width=320, height=240)
+    small = SourceInfo(duration=10.0, rate="25", has_audio=False, width=320, height=240)
     settings = capture("s3://work/f/", 5.0, small)
     for group in settings["OutputGroups"]:
         video = group["Outputs"][0]["VideoDescription"]
@@ -272,7 +273,7 @@ VIDEO_TRACK = {
 def test_source_info_reads_duration_rate_and_audio():
     info = source_info(probe_response([VIDEO_TRACK, {"TrackType": "audio"}]), SOURCE)
     assert info.duration == 61.5
-    assert info.fps == pytest.approx(29.97, abs=1e-3)
+    assert info.rate == "30000/1001" and info.frame_rate == Fraction(30000, 1001)
     assert info.has_audio and info.width == 1920
 
 
