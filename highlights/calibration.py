@@ -26,6 +26,7 @@ from highlights.dataset import Clip
 from highlights.evaluation import IOU_THRESHOLDS, Game, Prediction, segment_scores
 from highlights.features import FeatureSequence
 from highlights.segments import Segment, find_segments, tidy_ranges
+from highlights.timecode import frame_time, frame_times
 from highlights.truth import TruthEvent
 from highlights.windows import Predictor, WindowScores, score_sequence
 
@@ -66,7 +67,7 @@ class Timeline:
 
     @property
     def duration(self) -> float:
-        return len(self.sequence) / self.sequence.rate
+        return float(frame_time(len(self.sequence), self.sequence.rate))
 
 
 def join_clips(
@@ -81,13 +82,15 @@ def join_clips(
     truth: list[TruthEvent] = []
     offset = 0
     for clip, part in zip(order, parts, strict=True):
-        start, end = offset / rate, (offset + len(part)) / rate
+        start = float(frame_time(offset, rate))
+        end = float(frame_time(offset + len(part), rate))
         if truth and truth[-1].label == clip.label and truth[-1].end == start:
             last = truth.pop()
             start = last.start
         truth.append(TruthEvent(clip.label, start, end, (start + end) / 2))
         offset += len(part)
-    sequence = FeatureSequence(np.arange(len(frames)) / rate, frames, parts[0].backbone, rate)
+    times = frame_times(np.arange(len(frames)), rate)
+    sequence = FeatureSequence(times, frames, parts[0].backbone, rate)
     return Timeline(sequence, tuple(truth))
 
 

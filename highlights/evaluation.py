@@ -39,6 +39,7 @@ from highlights.errors import InputError
 from highlights.files import write_text_atomic
 from highlights.segments import FORMAT_NAME as SEGMENTS_FORMAT
 from highlights.segments import read_segments_json
+from highlights.timecode import from_milliseconds, milliseconds
 from highlights.truth import FORMAT_NAME as TRUTH_FORMAT
 from highlights.truth import SOCCERNET_LABELS, Truth, TruthEvent, read_truth
 
@@ -266,7 +267,7 @@ def read_predictions(path: Path) -> tuple[str, tuple[Prediction, ...]]:
                 label=str(p["label"]),
                 start=float(p["start"]),
                 end=float(p["end"]),
-                position=int(p["position"]) / 1000,
+                position=from_milliseconds(int(p["position"])),
                 confidence=float(p["confidence"]),
                 half=int(p.get("half", 1)),
             )
@@ -422,8 +423,9 @@ class _SpotGrid:
 
 
 def _frame(seconds: float, framerate: int) -> int:
-    # SoccerNet: int(framerate * (position_ms / 1000)), positions being whole ms
-    return int(framerate * (round(seconds * 1000) / 1000))
+    # SoccerNet's own rule, int(framerate * (position_ms / 1000)), positions being whole ms: kept
+    # as it is (not `timecode.frame_at`) so the metric is SoccerNet's to the frame
+    return int(framerate * from_milliseconds(milliseconds(seconds)))
 
 
 def _spot_grid(game: Game, label: str, framerate: int) -> _SpotGrid:

@@ -432,7 +432,11 @@ class _Slots:
             return True
         clock = self.clock
         start = clock.time(packet.pts)
-        length = packet.duration * clock.time_base if packet.duration else clock.frame_length
+        length = (
+            stream_seconds(packet.duration, clock.time_base)
+            if packet.duration
+            else clock.frame_length
+        )
         first_slot = max(frames_before(start, clock.rate), 0)  # the first at or after start
         return clock.slot_time(first_slot) < start + length
 

@@ -31,8 +31,8 @@ from highlights.config import SegmentConfig
 from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
 from highlights.files import write_text_atomic
+from highlights.timecode import clock, milliseconds
 from highlights.timecode import game_time as game_time  # re-exported for report and notify
-from highlights.timecode import milliseconds
 from highlights.windows import WindowScores
 
 FORMAT_NAME = "sports-highlights/segments"
@@ -190,8 +190,8 @@ def _find_segments(
 def soccernet_game_time(seconds: float, half: int = 1) -> str:
     """SoccerNet's `"H - MM:SS"`: the half, then minutes (two digits at least, not wrapped into
     hours) and seconds into it, as in Labels-v2.json."""
-    whole = max(0, math.floor(seconds))
-    return f"{half} - {whole // 60:02d}:{whole % 60:02d}"
+    minutes, rest = clock(seconds)
+    return f"{half} - {minutes:02d}:{rest:02d}"
 
 
 def _peak_position(segment: Segment, scores: WindowScores, values: np.ndarray) -> float:

@@ -21,7 +21,9 @@ One rounding rule per direction:
   label keeps up with the clock (SMPTE ST 12-1).
 - timecode -> frame: the inverse; a `;` means drop-frame, `:` non-drop-frame. Labels that
   drop-frame skips do not exist and are refused.
-- seconds -> milliseconds: nearest, ties to even (`milliseconds`).
+- seconds -> milliseconds: nearest, ties to even (`milliseconds`); back: ms / 1000.
+- seconds -> a clock's minutes and seconds: whole seconds, rounded down, minutes not wrapped
+  into hours (`clock`, `game_time`); back: minutes x 60 + seconds (`clock_seconds`).
 - stream timestamp <-> seconds: exact pts x time_base; seconds -> pts rounds down (`to_pts`).
 - seconds -> ffmpeg's text: whole microseconds, rounded down (`seconds_text`, `ffmpeg_span`).
 """
@@ -315,10 +317,23 @@ def from_milliseconds(ms: int) -> float:
     return ms / 1000
 
 
+def clock(seconds: Seconds) -> tuple[int, int]:
+    """(minutes, seconds) of the second on the clock at `seconds`, rounded down; minutes are
+    not wrapped into hours (95 minutes is (95, 0)); (0, 0) before the start."""
+    whole = max(0, math.floor(_exact(seconds)))
+    minutes, rest = divmod(whole, 60)
+    return minutes, rest
+
+
+def clock_seconds(minutes: int, seconds: int) -> int:
+    """Seconds from the start to a clock's `minutes`:`seconds`."""
+    return minutes * 60 + seconds
+
+
 def game_time(seconds: Seconds) -> str:
     """SoccerNet-style "M:SS" of the second on the clock (95 minutes is "95:00", not wrapped)."""
-    whole = max(0, math.floor(_exact(seconds)))
-    return f"{whole // 60}:{whole % 60:02d}"
+    minutes, rest = clock(seconds)
+    return f"{minutes}:{rest:02d}"
 
 
 def stream_seconds(pts: int, time_base: Fraction, origin: Fraction = Fraction(0)) -> Fraction:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from highlights.errors import InputError
+from highlights.timecode import clock_seconds, from_milliseconds
 
 FORMAT_NAME = "sports-highlights/truth"
 FORMAT_VERSION = 1
@@ -89,7 +90,7 @@ def parse_game_time(text: str) -> tuple[int, float]:
     half, minutes, seconds = (int(g) for g in match.groups())
     if seconds > 59:
         raise ValueError(f"gameTime {text!r} has {seconds} seconds")
-    return half, float(minutes * 60 + seconds)
+    return half, float(clock_seconds(minutes, seconds))
 
 
 def _read_ours(path: Path, document: dict[str, Any]) -> Truth:
@@ -121,7 +122,7 @@ def _read_soccernet(path: Path, document: dict[str, Any]) -> Truth:
         try:
             half, clock = parse_game_time(item["gameTime"])
             # position (ms into the half) is the exact time; gameTime is whole seconds
-            seconds = int(item["position"]) / 1000 if "position" in item else clock
+            seconds = from_milliseconds(int(item["position"])) if "position" in item else clock
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"annotation {number}: {exc}") from None
         events.append(TruthEvent(str(item["label"]), seconds, seconds, seconds, half))

@@ -20,6 +20,8 @@ from highlights.timecode import (
     as_rate,
     clip_frames,
     clip_timecodes,
+    clock,
+    clock_seconds,
     frame_at,
     frame_time,
     frames_at,
@@ -286,3 +288,11 @@ def test_milliseconds_are_the_nearest_whole_ones():
 def test_the_game_clock_does_not_wrap_minutes_into_hours():
     assert game_time(95 * 60 + 12.9) == "95:12"
     assert game_time(-1) == "0:00"
+
+
+def test_a_clock_reads_whole_seconds_rounded_down_and_back():
+    assert clock(95 * 60 + 12.9) == (95, 12)
+    assert clock(59.999) == (0, 59)
+    assert clock(-0.5) == (0, 0)
+    assert clock_seconds(95, 12) == 5712
+    assert clock_seconds(*clock(5712.9)) == 5712
