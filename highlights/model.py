@@ -62,6 +62,17 @@ class ModelManifest:
     def window_config(self) -> WindowConfig:
         return WindowConfig(length=self.window_length, stride=self.window_stride)
 
+    def check_windows(self, batch: np.ndarray) -> np.ndarray:
+        """`batch` as float32 (W, steps, feature_dim) windows; ModelError for another shape."""
+        batch = np.asarray(batch, dtype=np.float32)
+        expected = (self.steps, self.feature_dim)
+        if batch.ndim != 3 or batch.shape[1:] != expected:
+            raise ModelError(
+                f"model expects windows of shape (W, {expected[0]}, {expected[1]}), "
+                f"got {batch.shape}"
+            )
+        return batch
+
     def check_features(self, recipe: FeatureRecipe | None, what: str) -> None:
         """RecipeMismatch (one line naming both recipes) unless features of `recipe` fit."""
         check_recipe(self.recipe, recipe, what)
@@ -250,13 +261,7 @@ class SequenceModel:
 
     def predict(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(W, steps, feature_dim) windows -> (W, C) float32 class probabilities."""
-        batch = np.asarray(batch, dtype=np.float32)
-        expected = (self._manifest.steps, self._manifest.feature_dim)
-        if batch.ndim != 3 or batch.shape[1:] != expected:
-            raise ModelError(
-                f"model expects windows of shape (W, {expected[0]}, {expected[1]}), "
-                f"got {batch.shape}"
-            )
+        batch = self._manifest.check_windows(batch)
         if len(batch) == 0:
             return np.zeros((0, len(self.classes)), dtype=np.float32)
         import tensorflow as tf

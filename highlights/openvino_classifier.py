@@ -54,13 +54,7 @@ class OpenVinoSequenceModel:
 
     def predict(self, batch: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(W, steps, feature_dim) windows -> (W, C) float32 class probabilities."""
-        batch = np.asarray(batch, dtype=np.float32)
-        expected = (self._manifest.steps, self._manifest.feature_dim)
-        if batch.ndim != 3 or batch.shape[1:] != expected:
-            raise ModelError(
-                f"model expects windows of shape (W, {expected[0]}, {expected[1]}), "
-                f"got {batch.shape}"
-            )
+        batch = self._manifest.check_windows(batch)
         out = np.zeros((len(batch), len(self.classes)), dtype=np.float32)
         for begin in range(0, len(batch), batch_size):
             part = np.ascontiguousarray(batch[begin : begin + batch_size])

@@ -39,7 +39,7 @@ from highlights.frame_capture import (
 from highlights.model import ModelManifest, SequenceModel, build_model
 from highlights.results import DynamoDBResults, window_records
 from highlights.sampling import sample_frames
-from highlights.segments import Segment, find_segments, read_segments_json
+from highlights.segments import Segment, SegmentsFile, find_segments, read_segments_json
 from highlights.serving import CSV, JSON, encode_windows, prediction_document
 from highlights.video import FrameGeometry
 from highlights.windows import WindowScores, score_sequence
@@ -519,19 +519,27 @@ CALIBRATED = {  # what an endpoint serving a calibrated model sends with its pre
 }
 
 
-def test_endpoint_scoring_decides_with_the_calibrated_settings_the_endpoint_sends(
-    aws: object, small_model: Path, tmp_path: Path
-) -> None:
+def score_through_a_calibrated_endpoint(
+    small_model: Path, tmp_path: Path, threshold: bool
+) -> tuple[WindowScores, SegmentsFile]:
+    """Run the scoring job against an endpoint that sends CALIBRATED, with or without
+    --threshold; the scores the endpoint answered and the segments.json the job wrote."""
     seq = small_sequence(FRAMES)
     write_interleaved_shards(seq, tmp_path / "features")
     scores = expected_scores(seq, small_model)
     queue_endpoint_replies(replies_for(scores.probabilities, [29], CALIBRATED))
     args = score_args(tmp_path / "features", tmp_path / "out", "--endpoint", "highlights-ep")
-    args.remove("--threshold")
-    args.remove(str(THRESHOLD))
+    if not threshold:
+        args.remove("--threshold")
+        args.remove(str(THRESHOLD))
     assert score_windows.main([*args, "--endpoint-batch", "29", "--content-type", JSON]) == 0
+    return scores, read_segments_json(tmp_path / "out" / "segments.json")
 
-    document = read_segments_json(tmp_path / "out" / "segments.json")
+
+def test_endpoint_scoring_decides_with_the_calibrated_settings_the_endpoint_sends(
+    aws: object, small_model: Path, tmp_path: Path
+) -> None:
+    scores, document = score_through_a_calibrated_endpoint(small_model, tmp_path, False)
     # calibrated settings for PenaltyKick, the buffer the job was given (the default here);
     # Corner has none, so the defaults with hysteresis
     buffer = SegmentConfig().buffer
@@ -547,13 +555,8 @@ def test_endpoint_scoring_decides_with_the_calibrated_settings_the_endpoint_send
 def test_a_threshold_given_to_the_job_overrides_the_endpoint_s_calibrated_one(
     aws: object, small_model: Path, tmp_path: Path
 ) -> None:
-    seq = small_sequence(FRAMES)
-    write_interleaved_shards(seq, tmp_path / "features")
-    scores = expected_scores(seq, small_model)
-    queue_endpoint_replies(replies_for(scores.probabilities, [29], CALIBRATED))
-    args = score_args(tmp_path / "features", tmp_path / "out", "--endpoint", "highlights-ep")
-    assert score_windows.main([*args, "--endpoint-batch", "29", "--content-type", JSON]) == 0
-    decided = read_segments_json(tmp_path / "out" / "segments.json").decisions["PenaltyKick"]
+    _, document = score_through_a_calibrated_endpoint(small_model, tmp_path, True)
+    decided = document.decisions["PenaltyKick"]
     assert (decided.threshold, decided.low_threshold) == (THRESHOLD, 0.1)
     assert (decided.min_length, decided.merge_gap) == (2.0, 4.0)
 
