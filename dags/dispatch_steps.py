@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from highlights.claims import Claim, S3Claims, next_step
+from highlights.aws.claims import S3Claims
+from highlights.aws.uploads import Ack, Upload, upload_run_id
+from highlights.claims import Claim, next_step
 from highlights.errors import QueueError
-from highlights.inbox import LocalInbox
+from highlights.local.inbox import LocalInbox
 from highlights.matches import is_video_key
-from highlights.uploads import Ack, Upload, upload_run_id
 
 log = logging.getLogger(__name__)
 

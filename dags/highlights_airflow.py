@@ -74,7 +74,7 @@ def s3_links() -> Any:
     """The S3 client that signs the email's links: the regional virtual-hosted endpoint."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from highlights.storage import link_client
+    from highlights.aws.s3 import link_client
 
     region = aws().region
     return link_client(S3Hook(aws_conn_id=AWS_CONN, region_name=region).get_session(), region)

@@ -207,8 +207,8 @@ def highlights_pipeline() -> None:
         @task
         def segments(run: dict, scores_path: str) -> str:
             """Merge passing windows into ranges; record every window in results.sqlite."""
+            from highlights.local.sqlite import SQLiteResults
             from highlights.pipeline import RESULTS_DB, stage_segments
-            from highlights.results import SQLiteResults
 
             out = Path(run["out_dir"])
             return str(
@@ -336,7 +336,7 @@ def highlights_pipeline() -> None:
             """MediaConvert `Probe`: duration, frame rate, audio."""
             from dataclasses import asdict
 
-            from highlights.mediaconvert import source_info
+            from highlights.aws.mediaconvert import source_info
 
             settings = _aws()
             hook = MediaConvertHook(
@@ -364,8 +364,8 @@ def highlights_pipeline() -> None:
         def normalize_settings(run: dict, source: dict) -> dict:
             """A variable-frame-rate upload is converted to a constant rate first, so that clip
             timecodes name the right frames; skipped for a constant-rate upload."""
-            from highlights.aws_plan import normalize_request
-            from highlights.mediaconvert import SourceInfo
+            from highlights.aws.mediaconvert import SourceInfo
+            from highlights.aws.plan import normalize_request
 
             settings = normalize_request(steps.run_plan(run), SourceInfo(**source))
             if settings is None:
@@ -376,8 +376,8 @@ def highlights_pipeline() -> None:
         def frame_capture_settings(run: dict, source: dict, params: dict) -> dict:
             """The MediaConvert frame-capture job's settings: frames at the backbone's input size,
             and the proxy MP4 MediaConvert requires beside a frame capture."""
-            from highlights.aws_plan import capture_request
-            from highlights.mediaconvert import SourceInfo
+            from highlights.aws.mediaconvert import SourceInfo
+            from highlights.aws.plan import capture_request
 
             return capture_request(
                 steps.run_plan(run),
@@ -390,8 +390,8 @@ def highlights_pipeline() -> None:
         def features_job(run: dict, source: dict, params: dict) -> dict:
             """The features processing job's request; its volume sized from the match's length
             unless the run's `volume_gb` param sets it."""
-            from highlights.aws_plan import features_request, volume_gb
-            from highlights.mediaconvert import SourceInfo
+            from highlights.aws.mediaconvert import SourceInfo
+            from highlights.aws.plan import features_request, volume_gb
 
             instances = params["features_instances"]
             size = params["volume_gb"] or volume_gb(
@@ -407,8 +407,8 @@ def highlights_pipeline() -> None:
         @task
         def scores_job(run: dict, source: dict, params: dict) -> dict:
             """The scoring processing job's request."""
-            from highlights.aws_plan import scores_request
-            from highlights.mediaconvert import SourceInfo
+            from highlights.aws.mediaconvert import SourceInfo
+            from highlights.aws.plan import scores_request
 
             settings = _aws()
             return scores_request(

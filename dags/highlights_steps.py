@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from highlights import aws_plan
-from highlights.aws_plan import (  # noqa: F401 (the DAG files read these from here)
+from highlights.aws import plan as aws_plan
+from highlights.aws.claims import S3Claims
+from highlights.aws.mediaconvert import SourceInfo
+from highlights.aws.plan import (  # noqa: F401 (the DAG files read these from here)
     AWS_KEYS,
     AWS_REQUIRED,
     AWS_VARIABLE,
@@ -24,14 +26,14 @@ from highlights.aws_plan import (  # noqa: F401 (the DAG files read these from h
     aws_settings,
     run_plan,
 )
-from highlights.claims import Claim, S3Claims
+from highlights.aws.s3 import S3Storage
+from highlights.claims import Claim
 from highlights.config import Config
 from highlights.errors import ConfigError, InputError, SupersededError
-from highlights.inbox import LocalInbox
+from highlights.local.inbox import LocalInbox
 from highlights.matches import HIGHLIGHTS_ROOT, Match, match_for_object, s3_url
-from highlights.mediaconvert import SourceInfo
-from highlights.segments import Segment, read_segments_json
-from highlights.storage import S3Storage
+from highlights.outputs.segments_json import read_segments_json
+from highlights.segments import Segment
 
 LOCAL_VARIABLE = "highlights_local"
 TARGETS_VARIABLE = "highlights_targets"
@@ -416,7 +418,7 @@ def presigned_links(
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Expiring links (the bucket is private): one per clip, then the reel and segments.json.
 
-    `links` is an S3 client from `highlights.storage.link_client` (regional host)."""
+    `links` is an S3 client from `highlights.aws.s3.link_client` (regional host)."""
     storage = S3Storage(settings.highlights_bucket, links)
     every = [
         (label, storage.url(key, settings.link_expiry_seconds))
@@ -434,7 +436,8 @@ def send_email_once(
     segments: Sequence[Mapping[str, Any]],
 ) -> str:
     """Email the links unless this decision's email was already sent (a marker records it)."""
-    from highlights.notify import SesNotifier, build_notification
+    from highlights.aws.ses import SesNotifier
+    from highlights.outputs.notification import build_notification
 
     plan = run_plan(run)
     marker = plan.email_marker

@@ -37,7 +37,7 @@ from highlights_airflow import (
     start_match_runs,
 )
 
-from highlights.uploads import uploads_from_messages
+from highlights.aws.uploads import uploads_from_messages
 
 SETTINGS = dispatch()
 WAIT_TASK = "wait_for_uploads"

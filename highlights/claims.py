@@ -1,10 +1,11 @@
 """Claim records: every attempt at one input, so a failed input is retried, then parked, never lost.
 
-A claim is a small JSON record kept beside the input's results (a ledger file per inbox video, a
-`run.json` object per S3 upload). The pipeline run writes it: its first task records the attempt,
-a failing task records its error, its last task marks the input done. The dispatcher reads it,
-together with the state of the attempt's run, and decides with `next_step` what happens next:
-start a run, wait, retry as a new run, or park the input after `max_attempts` failures.
+A claim is a small JSON record kept beside the input's results: a ledger file per inbox video
+(`highlights.local.claims`), a `run.json` object per S3 upload (`highlights.aws.claims`). The
+pipeline run writes it: its first task records the attempt, a failing task records its error,
+its last task marks the input done. The dispatcher reads it, together with the state of the
+attempt's run, and decides with `next_step` what happens next: start a run, wait, retry as a new
+run, or park the input after `max_attempts` failures.
 
 Run states are Airflow's (`queued`, `running`, `success`, `failed`) or None when no such run
 exists; nothing here imports Airflow.
@@ -15,11 +16,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from highlights.errors import InputError
-from highlights.files import write_text_atomic
 
 RUNNING, RETRY, DONE, FAILED = "running", "retry", "done", "failed"
 RETRY_MARK = "__try"
@@ -149,72 +148,13 @@ def next_step(
     return Step("trigger", attempt_run_id(first_run_id, len(retry.attempts) + 1), retry)
 
 
-class FileClaims:
-    """Claim records as JSON files in a folder, one per name (the inbox's ledger)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-
-    def path(self, name: str) -> Path:
-        return self.folder / f"{name}.json"
-
-    def read(self, name: str) -> Claim | None:
-        path = self.path(name)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return None
-        return Claim.from_json(text, str(path))
-
-    def write(self, name: str, claim: Claim) -> None:
-        write_text_atomic(self.path(name), claim.to_json())
-
-    def remove(self, name: str) -> None:
-        self.path(name).unlink(missing_ok=True)
+def run_note(name: str, size: int, location: str) -> str:
+    """The note shown beside a run in the Airflow UI: which file, how big, where."""
+    return f"**{name}** ({_size(size)})\n\n{location}"
 
 
-class S3Claims:
-    """Claim records as `<prefix><match id>/run.json` objects; `failed.json` marks a parked one."""
-
-    RECORD = "run.json"
-    FAILED_MARKER = "failed.json"
-
-    def __init__(self, bucket: str, client: Any, prefix: str) -> None:
-        self.bucket = bucket
-        self.client = client
-        self.prefix = prefix
-
-    def key(self, match_id: str, name: str = RECORD) -> str:
-        return f"{self.prefix}{match_id}/{name}"
-
-    def read(self, match_id: str) -> Claim | None:
-        key = self.key(match_id)
-        try:
-            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self.client.exceptions.NoSuchKey:
-            return None
-        return Claim.from_json(body.decode("utf-8"), f"s3://{self.bucket}/{key}")
-
-    def write(self, match_id: str, claim: Claim) -> None:
-        self._put(self.key(match_id), claim.to_json())
-
-    def park(self, match_id: str, claim: Claim) -> str:
-        """Mark the upload failed: a marker with the error beside the match's outputs.
-
-        The upload itself is the user's and stays where it is.
-        """
-        self.write(match_id, claim)
-        marker = self.key(match_id, self.FAILED_MARKER)
-        record = {
-            "input": claim.input,
-            "version": claim.version,
-            "error": claim.last_error or "the runs failed without a recorded error",
-            "attempts": [asdict(a) for a in claim.attempts],
-        }
-        self._put(marker, json.dumps(record, indent=1))
-        return f"s3://{self.bucket}/{marker}"
-
-    def _put(self, key: str, text: str) -> None:
-        self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/json"
-        )
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

@@ -249,8 +249,8 @@ def _config(args: argparse.Namespace, **overrides: Any) -> Any:
 
 def _run_detect(args: argparse.Namespace) -> int:
     from highlights.errors import ConfigError
+    from highlights.local.sqlite import SQLiteResults
     from highlights.pipeline import run_detect
-    from highlights.results import SQLiteResults
 
     config = _config(
         args,
@@ -342,9 +342,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_aws_plan(args: argparse.Namespace) -> int:
     import json
 
-    from highlights.aws_dry_run import PLACEHOLDER_MODEL, dry_run, read_settings
-    from highlights.aws_plan import model_digest_of
-    from highlights.segments import read_segments_json
+    from highlights.aws.dry_run import PLACEHOLDER_MODEL, dry_run, read_settings
+    from highlights.aws.plan import model_digest_of
+    from highlights.outputs.segments_json import read_segments_json
 
     settings = read_settings(args.aws_settings, args.region)
     segments = list(read_segments_json(args.segments).segments) if args.segments else []

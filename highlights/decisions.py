@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from highlights.outputs.segments_json import write_segments_json
 from highlights.results import ResultsStore, window_records
-from highlights.segments import Policy, Segment, find_segments, write_segments_json
+from highlights.segments import Policy, Segment, find_segments
 from highlights.windows import WindowScores
 
 

@@ -37,8 +37,8 @@ import numpy as np
 
 from highlights.errors import InputError
 from highlights.files import write_text_atomic
-from highlights.segments import FORMAT_NAME as SEGMENTS_FORMAT
-from highlights.segments import read_segments_json
+from highlights.outputs.segments_json import FORMAT_NAME as SEGMENTS_FORMAT
+from highlights.outputs.segments_json import read_segments_json
 from highlights.timecode import from_milliseconds, milliseconds
 from highlights.truth import FORMAT_NAME as TRUTH_FORMAT
 from highlights.truth import SOCCERNET_LABELS, Truth, TruthEvent, read_truth

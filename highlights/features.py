@@ -31,9 +31,9 @@ from highlights.damage import (
 )
 from highlights.errors import InputError, VideoError
 from highlights.files import atomic_path, file_sha256
+from highlights.local.storage import LocalStorage
 from highlights.recipe import FeatureRecipe, recipe_of
 from highlights.sampling import sample_frames
-from highlights.storage import LocalStorage
 from highlights.timecode import frame_times, frames_at
 from highlights.video import SampledFrame, probe
 

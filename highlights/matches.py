@@ -2,7 +2,7 @@
 
 The id is derived from what S3 says about the object, so the same upload always gets the same
 id (a re-run or retried task writes to the same places), while a new upload under the same key
-(new content, new ETag) gets a new one. Where a run's outputs go is `highlights/aws_plan.py`:
+(new content, new ETag) gets a new one. Where a run's outputs go is `highlights/aws/plan.py`:
 below the id, named by what determines them.
 """
 

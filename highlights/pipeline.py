@@ -3,7 +3,7 @@
 Each `stage_*` function reads the files the previous stage wrote and writes its own into a work
 or output folder, so a runner can put any stage in its own process (or Airflow task) and re-run it
 safely: outputs are written under a temporary name and renamed, names are deterministic, and each
-stage notes what it wrote in the folder's manifest (`highlights.output_folder`), so that only
+stage notes what it wrote in the folder's manifest (`highlights.outputs.folder`), so that only
 files this program wrote are ever replaced or removed.
 
 `run_detect` runs them all into a staging folder inside the output folder, under the folder's
@@ -21,21 +21,25 @@ import numpy as np
 from tqdm import tqdm
 
 from highlights.backbones import Backbone, load_backbone
-from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.config import Config, Decisions
 from highlights.damage import DecodeDamage, check_damage, ranges_from_array, ranges_to_array
 from highlights.decisions import decide, record_windows
 from highlights.features import FeatureCache, load_features, save_features
 from highlights.files import atomic_path, file_sha256
+from highlights.local.mail import EmlNotifier, SmtpNotifier
+from highlights.local.sqlite import SQLiteResults
 from highlights.model import ModelManifest, SequenceModel, read_model_dir
-from highlights.notify import EmlNotifier, Notifier, SmtpNotifier, build_notification
+from highlights.notify import Notifier
 from highlights.openvino_classifier import OpenVinoSequenceModel, load_scoring_model
-from highlights.output_folder import OutputFolder
+from highlights.outputs.clips import cut_clip, make_reel, thumbnail
+from highlights.outputs.folder import OutputFolder
+from highlights.outputs.notification import build_notification
+from highlights.outputs.report import write_report
+from highlights.outputs.segments_json import read_segments_json
 from highlights.outputs.timelines import TIMELINE_FILES, write_timelines
 from highlights.recipe import recipe_of
-from highlights.report import write_report
-from highlights.results import ResultsStore, SQLiteResults
-from highlights.segments import Segment, read_segments_json
+from highlights.results import ResultsStore
+from highlights.segments import Segment
 from highlights.video import VideoInfo, probe
 from highlights.windows import WindowScores, score_sequence
 

@@ -74,7 +74,7 @@ from highlights.video import (
 log = logging.getLogger(__name__)
 
 # Names the rule above for feature recipes (`highlights.recipe`): which picture becomes frame k.
-# MediaConvert frame capture is read as the same frames (`highlights.frame_capture`). Change the
+# MediaConvert frame capture is read as the same frames (`highlights.aws.frame_capture`). Change the
 # version whenever a change here would give any video different frames.
 SAMPLER = "on-screen-at-k/rate v1"
 

@@ -32,7 +32,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 from aws_links import MEDIACONVERT_JOB_XCOM, MatchResultsLink, MediaConvertJobLink
 
-from highlights.mediaconvert import client_request_token, request_key
+from highlights.aws.mediaconvert import client_request_token, request_key
 
 DONE_STATES = ("COMPLETE",)
 FAILED_STATES = ("ERROR", "CANCELED")

@@ -25,7 +25,7 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.sdk.exceptions import AirflowException
 from aws_links import MatchResultsLink, SageMakerProcessingJobLink
 
-from highlights.sagemaker_jobs import max_wait_seconds
+from highlights.aws.sagemaker_jobs import max_wait_seconds
 
 
 class SageMakerProcessingOnceOperator(SageMakerProcessingOperator):

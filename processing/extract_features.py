@@ -24,15 +24,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from highlights.aws.frame_capture import captured_features, list_captured_frames, save_shard
+from highlights.aws.s3 import storage_at
 from highlights.backbones import BACKBONE_NAMES, BACKENDS, PRECISIONS, Backbone, load_backbone
 from highlights.checkpoints import Checkpoints
 from highlights.config import Config
 from highlights.damage import check_damage
 from highlights.errors import HighlightsError, InputError
 from highlights.features import FeatureSequence, extract_features
-from highlights.frame_capture import captured_features, list_captured_frames, save_shard
 from highlights.recipe import recipe_of
-from highlights.storage import storage_at
 from highlights.video import VIDEO_SUFFIXES
 from processing import fail
 

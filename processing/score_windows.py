@@ -23,14 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from highlights.config import Config, Decisions, WindowConfig
-from highlights.decisions import decide
-from highlights.errors import HighlightsError, InputError, ModelError
-from highlights.features import FeatureSequence
-from highlights.frame_capture import load_shards
-from highlights.recipe import FeatureRecipe
-from highlights.results import DynamoDBResults
-from highlights.serving import (
+from highlights.aws.dynamodb import DynamoDBResults
+from highlights.aws.frame_capture import load_shards
+from highlights.aws.serving import (
     CONTENT_TYPES,
     DEFAULT_MAX_BYTES,
     NPY,
@@ -38,6 +33,11 @@ from highlights.serving import (
     read_prediction,
     recipe_attribute,
 )
+from highlights.config import Config, Decisions, WindowConfig
+from highlights.decisions import decide
+from highlights.errors import HighlightsError, InputError, ModelError
+from highlights.features import FeatureSequence
+from highlights.recipe import FeatureRecipe
 from highlights.windows import WindowScores, score_sequence
 from processing import fail
 

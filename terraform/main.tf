@@ -7,7 +7,7 @@ locals {
   partition  = data.aws_partition.current.partition
   arn_suffix = "${var.region}:${local.account_id}"
 
-  # Fixed key layout of highlights/aws_plan.py (plan_run()); the service roles are scoped to it.
+  # Fixed key layout of highlights/aws/plan.py (plan_run()); the service roles are scoped to it.
   frames_prefix     = "frames/"
   proxies_prefix    = "proxies/"
   normalized_prefix = "normalized/"

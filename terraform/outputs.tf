@@ -21,7 +21,7 @@ output "airflow_variables" {
 }
 
 output "bucket_layout" {
-  description = "Fixed key prefixes (as in highlights/aws_plan.py) the MediaConvert and SageMaker roles are scoped to."
+  description = "Fixed key prefixes (as in highlights/aws/plan.py) the MediaConvert and SageMaker roles are scoped to."
   value = {
     frames     = "s3://${module.work_bucket.id}/${local.frames_prefix}"
     proxies    = "s3://${module.work_bucket.id}/${local.proxies_prefix}"

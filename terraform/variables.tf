@@ -253,7 +253,7 @@ variable "airflow_role_name" {
 
 variable "processing_job_prefix" {
   type        = string
-  description = "Prefix of the SageMaker Processing job names the DAG creates (highlights.sagemaker_jobs.job_name uses \"hl-\"); the worker policy may only create and stop jobs named so."
+  description = "Prefix of the SageMaker Processing job names the DAG creates (highlights.aws.sagemaker_jobs.job_name uses \"hl-\"); the worker policy may only create and stop jobs named so."
   default     = "hl-"
 
   validation {

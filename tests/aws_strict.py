@@ -1,6 +1,6 @@
 """Strict validation of every AWS request a test makes, against the botocore service models.
 
-The validator itself is `highlights/aws_validation.py` (`request_violations`, `check_request`),
+The validator itself is `highlights/aws/validation.py` (`request_violations`, `check_request`),
 which `highlights aws-plan` uses too. `strict_aws()` applies it to every request any
 boto3/botocore or aiobotocore client makes while it is active (the Airflow triggers use
 aiobotocore), and records them:
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from highlights.aws_validation import (  # noqa: F401 (the tests import them from here)
+from highlights.aws.validation import (  # noqa: F401 (the tests import them from here)
     StrictValidationError,
     Violation,
     _violations,

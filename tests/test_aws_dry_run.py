@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from highlights.aws_dry_run import s3_etag
+from highlights.aws.dry_run import s3_etag
 from tests.aws_strict import check_request
 from tests.media import real_clip, run_ffmpeg
 
@@ -101,7 +101,8 @@ def test_plan_reads_the_ranges_of_a_segments_file(tmp_path):
     import numpy as np
 
     from highlights.config import SegmentConfig
-    from highlights.segments import Segment, write_segments_json
+    from highlights.outputs.segments_json import write_segments_json
+    from highlights.segments import Segment
     from highlights.windows import WindowScores
 
     segments = tmp_path / "segments.json"

@@ -15,8 +15,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from highlights.mediaconvert import clip_settings
-from highlights.sagemaker_jobs import ProcessingSettings, features_job, max_wait_seconds
+from highlights.aws.mediaconvert import clip_settings
+from highlights.aws.sagemaker_jobs import ProcessingSettings, features_job, max_wait_seconds
 from highlights.segments import Segment
 from tests import airflow_env
 from tests.fake_mediaconvert import TOKEN_WINDOW_SECONDS, FakeMediaConvert

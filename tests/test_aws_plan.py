@@ -1,4 +1,4 @@
-"""What one match's AWS run is named and sends (`highlights/aws_plan.py`), built without AWS and
+"""What one match's AWS run is named and sends (`highlights/aws/plan.py`), built without AWS and
 checked against the service models in full (`tests/aws_strict.py`)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from fractions import Fraction
 
 import pytest
 
-from highlights import aws_plan
+from highlights.aws import plan as aws_plan
+from highlights.aws.mediaconvert import SourceInfo, source_info
 from highlights.errors import ConfigError, InputError
 from highlights.matches import match_for_object
-from highlights.mediaconvert import SourceInfo, source_info
 from highlights.segments import Segment
 from tests.aws_strict import check_request
 

@@ -2,8 +2,9 @@
 documented rules moto does not enforce (SageMaker job names, S3 presigned link hosts).
 
 Each check is shown firing on a crafted bad request and passing a good one; where today's
-builders (highlights/mediaconvert.py, highlights/sagemaker_jobs.py) make a valid request, that
-request is the good one. The MediaConvert fake has its own tests (test_fake_mediaconvert.py).
+builders (highlights/aws/mediaconvert.py, highlights/aws/sagemaker_jobs.py) make a valid
+request, that request is the good one. The MediaConvert fake has its own tests
+(test_fake_mediaconvert.py).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from highlights import mediaconvert, sagemaker_jobs
-from highlights.java_regex import UntranslatablePattern, compile_java, java_matches
+from highlights.aws import mediaconvert, sagemaker_jobs
+from highlights.aws.java_regex import UntranslatablePattern, compile_java, java_matches
 from highlights.segments import Segment
 from tests.aws_rules import presigned_link_problems, regional_host, unique_processing_job_names
 from tests.aws_strict import (
@@ -384,7 +385,7 @@ def test_ses_dynamodb_sqs_and_sagemaker_requests_pass_when_valid(aws, strict_req
         RawMessage={"Data": b"Subject: 2 highlights\r\n\r\nlinks"},
     )
     dynamodb = boto3.client("dynamodb", region_name=REGION)
-    from highlights.results import DynamoDBResults
+    from highlights.aws.dynamodb import DynamoDBResults
 
     DynamoDBResults("highlight-windows", dynamodb).create_table()
     sqs = boto3.client("sqs", region_name=REGION)

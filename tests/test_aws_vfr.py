@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from highlights import aws_plan
-from highlights.clips import cut_clip
+from highlights.aws import plan as aws_plan
+from highlights.aws.mediaconvert import clip_settings, needs_normalizing
 from highlights.matches import match_for_object
-from highlights.mediaconvert import clip_settings, needs_normalizing
+from highlights.outputs.clips import cut_clip
 from highlights.segments import Segment
 from tests.fake_mediaconvert import FakeMediaConvert
 from tests.media import real_clip, run_ffmpeg
@@ -69,7 +69,7 @@ def source_frames(picture_list: list[np.ndarray], source: list[np.ndarray]) -> l
 
 
 def test_a_vfr_source_is_clipped_from_its_constant_rate_copy_within_one_frame(world, vfr, tmp_path):
-    from highlights.aws_dry_run import source_of
+    from highlights.aws.dry_run import source_of
 
     s3, fake = world
     info = source_of(vfr)
@@ -99,7 +99,7 @@ def test_a_vfr_source_is_clipped_from_its_constant_rate_copy_within_one_frame(wo
 
 def test_clipping_the_vfr_source_at_its_average_rate_is_not_documented(world, vfr):
     """What the pipeline did before: timecodes at the average rate of the VFR upload."""
-    from highlights.aws_dry_run import source_of
+    from highlights.aws.dry_run import source_of
 
     _, fake = world
     info = source_of(vfr)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from highlights.claims import Claim, FileClaims, attempt_run_id, next_step
+from highlights.claims import Claim, attempt_run_id, next_step
 from highlights.errors import InputError
+from highlights.local.claims import FileClaims
 
 FIRST = "local__cup-0123456789ab"
 FRESH = Claim(input="/in/cup.mp4", version="100-1")

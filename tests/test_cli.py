@@ -16,7 +16,7 @@ import imageio_ffmpeg
 import pytest
 
 from highlights.cli import main
-from highlights.output_folder import OutputFolder
+from highlights.outputs.folder import OutputFolder
 from highlights.recipe import FeatureRecipe
 from highlights.synthetic import EVENT_CLASS
 

@@ -8,8 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from highlights.clips import cut_clip, make_reel, thumbnail
 from highlights.errors import InputError, OutputExistsError, VideoError
+from highlights.outputs.clips import cut_clip, make_reel, thumbnail
 from highlights.sampling import sample_frames
 from highlights.segments import Segment
 from highlights.video import FrameGeometry, probe

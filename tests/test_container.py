@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from highlights.config import Config
-from highlights.errors import ConfigError
-from highlights.sagemaker_training import (
+from highlights.aws.sagemaker_training import (
     TrainingPaths,
     config_from_hyperparameters,
     read_hyperparameters,
     seed_feature_cache,
 )
+from highlights.config import Config
+from highlights.errors import ConfigError
 from tests.media import make_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def run_train(root: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_train_writes_a_model_that_serve_loads(tmp_path: Path) -> None:
-    from highlights.serving import NPY, encode_windows, load_app, read_prediction
+    from highlights.aws.serving import NPY, encode_windows, load_app, read_prediction
 
     paths = opt_ml_tree(tmp_path / "opt_ml", {"train.epochs": "2", "train.batch_size": "4"})
     add_folder_per_class_set(paths.channel("training"))

@@ -171,7 +171,7 @@ class World:
         }
         for bucket in ("match-uploads", "match-work", "match-highlights"):
             self.s3.create_bucket(Bucket=bucket)
-        from highlights.results import DynamoDBResults
+        from highlights.aws.dynamodb import DynamoDBResults
 
         DynamoDBResults("highlight-windows", self.dynamodb).create_table()
         self.ses.verify_email_identity(EmailAddress=SENDER)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from highlights.inbox import LocalInbox
+from highlights.local.inbox import LocalInbox
+from highlights.outputs.segments_json import read_segments_json
 from highlights.outputs.timelines import TIMELINE_FILES, read_timeline
-from highlights.segments import read_segments_json
 from highlights.video import probe
 from tests import airflow_env
 from tests.calibrated import assert_calibrated
@@ -179,7 +179,7 @@ def test_a_run_without_a_threshold_decides_with_the_model_s_calibrated_settings(
 
 
 def test_local_run_records_every_window(world):
-    from highlights.results import SQLiteResults
+    from highlights.local.sqlite import SQLiteResults
 
     inbox, _, _ = world
     folder = match_folder(inbox.out, NAMES[0])

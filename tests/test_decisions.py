@@ -5,8 +5,8 @@ import pytest
 
 from highlights.config import SegmentConfig
 from highlights.decisions import decide
-from highlights.results import SQLiteResults
-from highlights.segments import read_segments_json
+from highlights.local.sqlite import SQLiteResults
+from highlights.outputs.segments_json import read_segments_json
 from highlights.windows import WindowScores
 
 

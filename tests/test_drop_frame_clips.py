@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from highlights import mediaconvert
-from highlights.clips import cut_clip
+from highlights.aws import mediaconvert
+from highlights.outputs.clips import cut_clip
 from highlights.outputs.timelines import TIMELINE_FILES, read_timeline, write_timelines
 from highlights.segments import Segment
 from highlights.timecode import clip_frames

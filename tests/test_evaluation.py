@@ -23,7 +23,8 @@ from highlights.evaluation import (
     spotting_score,
     temporal_iou,
 )
-from highlights.segments import find_segments, write_segments_json
+from highlights.outputs.segments_json import write_segments_json
+from highlights.segments import find_segments
 from highlights.truth import TruthEvent, parse_game_time, read_truth
 from highlights.windows import WindowScores
 

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from highlights import mediaconvert
+from highlights.aws import mediaconvert
 from highlights.segments import Segment
 from tests.fake_mediaconvert import MAX_INPUTS, FakeMediaConvert, rule_violations
 from tests.media import make_split_colour_video, make_video, run_ffmpeg

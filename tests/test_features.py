@@ -27,9 +27,9 @@ from highlights.features import (
     save_features,
 )
 from highlights.files import file_sha256
+from highlights.local.storage import LocalStorage
 from highlights.recipe import recipe_of
 from highlights.sampling import sample_frames
-from highlights.storage import LocalStorage
 from highlights.video import FrameGeometry
 from tests.media import damaged_copy, make_event_video, make_video
 

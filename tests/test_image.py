@@ -4,7 +4,7 @@ A training job trains on real clips (soccer juggling against tennis, as tests/te
 and leaves model.tar.gz in S3; an endpoint serves that model; the features job (two instances,
 frames sharded by S3 key) and the scores job (through the endpoint, and with the model in the
 job) run on frames captured from a real "match" (tennis, juggling, soccer broadcast footage
-joined), from the very requests `highlights.sagemaker_jobs` builds for the DAG. Their
+joined), from the very requests `highlights.aws.sagemaker_jobs` builds for the DAG. Their
 segments.json must match what the local pipeline (`highlights detect`) writes for the same video.
 
 The image is $HIGHLIGHTS_IMAGE (default sports-highlights:dev; `make image` builds it). Without
@@ -28,12 +28,13 @@ import numpy as np
 import pytest
 from botocore.config import Config as BotoConfig
 
+from highlights.aws.dynamodb import DynamoDBResults
+from highlights.aws.frame_capture import list_captured_frames
+from highlights.aws.sagemaker_jobs import ProcessingSettings, features_job, scores_job
+from highlights.aws.serving import encode_windows
 from highlights.cli import main as highlights_main
-from highlights.frame_capture import list_captured_frames
-from highlights.results import DynamoDBResults
-from highlights.sagemaker_jobs import ProcessingSettings, features_job, scores_job
-from highlights.segments import SegmentsFile, read_segments_json, target_scores
-from highlights.serving import encode_windows
+from highlights.outputs.segments_json import SegmentsFile, read_segments_json
+from highlights.segments import target_scores
 from highlights.video import probe
 from processing.score_windows import EndpointScorer
 from tests.media import SHARED_VIDEOS_DIR, shared_videos

@@ -9,7 +9,7 @@ import pytest
 
 from highlights.claims import Claim
 from highlights.errors import InputError
-from highlights.inbox import LocalInbox
+from highlights.local.inbox import LocalInbox
 
 
 @pytest.fixture

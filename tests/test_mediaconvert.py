@@ -14,9 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from highlights.errors import ConfigError, InputError
-from highlights.matches import is_video_key, match_id
-from highlights.mediaconvert import (
+from highlights.aws.mediaconvert import (
     CAPTURE_SHORT_SIDE,
     SourceInfo,
     capture_count,
@@ -27,7 +25,9 @@ from highlights.mediaconvert import (
     request_key,
     source_info,
 )
-from highlights.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
+from highlights.aws.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
+from highlights.errors import ConfigError, InputError
+from highlights.matches import is_video_key, match_id
 from highlights.segments import Segment
 from tests import airflow_env
 

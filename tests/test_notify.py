@@ -26,19 +26,15 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from highlights.aws.ses import SesNotifier
 from highlights.config import Config, MailConfig, SegmentConfig
 from highlights.errors import ConfigError
-from highlights.notify import (
-    DeliveryError,
-    EmlNotifier,
-    Notification,
-    SesNotifier,
-    SmtpNotifier,
-    build_notification,
-    email_message,
-)
+from highlights.local.mail import EmlNotifier, SmtpNotifier
+from highlights.notify import DeliveryError
+from highlights.outputs.notification import Notification, build_notification, email_message
+from highlights.outputs.segments_json import write_segments_json
 from highlights.pipeline import stage_notify
-from highlights.segments import Segment, write_segments_json
+from highlights.segments import Segment
 from highlights.windows import WindowScores
 
 SEGMENTS = [Segment(12.0, 20.0, 0.93, "SoccerPenalty"), Segment(75.5, 81.0, 0.71, "SoccerPenalty")]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from highlights.errors import OutputBusyError, OutputExistsError
-from highlights.output_folder import MANIFEST_FILE, STAGING_PREFIX, OutputFolder
+from highlights.outputs.folder import MANIFEST_FILE, STAGING_PREFIX, OutputFolder
 
 REPO = Path(__file__).resolve().parents[1]
 OLD = {
@@ -134,7 +134,7 @@ def test_a_second_holder_of_the_lock_is_refused(tmp_path: Path) -> None:
 
 _HOLD_LOCK = """
 import sys, time
-from highlights.output_folder import OutputFolder
+from highlights.outputs.folder import OutputFolder
 with OutputFolder(sys.argv[1]).lock():
     print("locked", flush=True)
     time.sleep(600)
@@ -176,7 +176,7 @@ def test_a_run_that_dies_while_staging_is_rolled_back(tmp_path: Path) -> None:
 _CRASHING_SWAP = """
 import os, signal, sys
 from pathlib import Path
-from highlights.output_folder import OutputFolder
+from highlights.outputs.folder import OutputFolder
 
 out, budget, new = Path(sys.argv[1]), int(sys.argv[2]), eval(sys.argv[3])
 steps = [0]

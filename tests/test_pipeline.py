@@ -13,7 +13,8 @@ import pytest
 
 from highlights.config import Config, SegmentConfig
 from highlights.errors import OutputExistsError
-from highlights.output_folder import OutputFolder
+from highlights.outputs.folder import OutputFolder
+from highlights.outputs.segments_json import write_segments_json
 from highlights.outputs.timelines import TIMELINE_FILES, read_timeline
 from highlights.pipeline import (
     RESULTS_DB,
@@ -22,7 +23,7 @@ from highlights.pipeline import (
     stage_clips,
     stage_timelines,
 )
-from highlights.segments import Segment, write_segments_json
+from highlights.segments import Segment
 from highlights.synthetic import EVENT_CLASS
 from highlights.video import probe
 from highlights.windows import WindowScores

@@ -22,10 +22,8 @@ import pytest
 import requests
 from moto import mock_aws
 
-from highlights.config import SegmentConfig, WindowConfig
-from highlights.errors import InputError, ModelError, VideoError
-from highlights.features import FeatureSequence, load_features
-from highlights.frame_capture import (
+from highlights.aws.dynamodb import DynamoDBResults
+from highlights.aws.frame_capture import (
     CapturedFrame,
     frame_indices,
     list_captured_frames,
@@ -36,11 +34,15 @@ from highlights.frame_capture import (
     save_shard,
     shard,
 )
+from highlights.aws.serving import CSV, JSON, encode_windows, prediction_document
+from highlights.config import SegmentConfig, WindowConfig
+from highlights.errors import InputError, ModelError, VideoError
+from highlights.features import FeatureSequence, load_features
 from highlights.model import ModelManifest, SequenceModel, build_model
-from highlights.results import DynamoDBResults, window_records
+from highlights.outputs.segments_json import SegmentsFile, read_segments_json
+from highlights.results import window_records
 from highlights.sampling import sample_frames
-from highlights.segments import Segment, SegmentsFile, find_segments, read_segments_json
-from highlights.serving import CSV, JSON, encode_windows, prediction_document
+from highlights.segments import Segment, find_segments
 from highlights.video import FrameGeometry
 from highlights.windows import WindowScores, score_sequence
 from processing import extract_features, score_windows

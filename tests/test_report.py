@@ -11,7 +11,7 @@ import pytest
 
 from highlights.config import SegmentConfig
 from highlights.damage import DecodeDamage, TimeRange
-from highlights.report import write_report
+from highlights.outputs.report import write_report
 from highlights.segments import Segment, find_segments
 from highlights.windows import WindowScores
 

@@ -12,16 +12,12 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from highlights.aws.dynamodb import DynamoDBResults
 from highlights.config import SegmentConfig
 from highlights.decisions import decide
 from highlights.errors import ConfigError, InputError
-from highlights.results import (
-    DynamoDBResults,
-    ResultsStore,
-    SQLiteResults,
-    WindowRecord,
-    window_records,
-)
+from highlights.local.sqlite import SQLiteResults
+from highlights.results import ResultsStore, WindowRecord, window_records
 from highlights.segments import Segment
 from highlights.windows import WindowScores
 

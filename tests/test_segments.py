@@ -15,13 +15,8 @@ from hypothesis.extra.numpy import arrays
 from highlights.config import SegmentConfig
 from highlights.damage import DecodeDamage, TimeRange
 from highlights.errors import ConfigError, InputError
-from highlights.segments import (
-    Segment,
-    find_segments,
-    game_time,
-    read_segments_json,
-    write_segments_json,
-)
+from highlights.outputs.segments_json import read_segments_json, write_segments_json
+from highlights.segments import Segment, find_segments, game_time
 from highlights.windows import WindowScores
 
 CLASSES = ("Background", "SoccerPenalty", "Basketball")

@@ -21,9 +21,7 @@ import keras
 import numpy as np
 import pytest
 
-from highlights.errors import InputError
-from highlights.model import ModelManifest, SequenceModel, build_model
-from highlights.serving import (
+from highlights.aws.serving import (
     CSV,
     JSON,
     NPY,
@@ -37,6 +35,8 @@ from highlights.serving import (
     parse_windows,
     read_prediction,
 )
+from highlights.errors import InputError
+from highlights.model import ModelManifest, SequenceModel, build_model
 from tests.recipes import a_recipe
 
 REPO = Path(__file__).resolve().parents[1]

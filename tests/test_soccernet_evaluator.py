@@ -14,7 +14,8 @@ from SoccerNet.Evaluation import ActionSpotting  # noqa: E402
 
 from highlights.config import SegmentConfig
 from highlights.evaluation import evaluate_paths
-from highlights.segments import find_segments, write_segments_json
+from highlights.outputs.segments_json import write_segments_json
+from highlights.segments import find_segments
 from highlights.windows import WindowScores
 
 CLASSES = ("Background", "Penalty", "Corner")

@@ -14,8 +14,10 @@ from botocore.config import Config
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from highlights.aws.s3 import S3Storage
 from highlights.errors import ConfigError, InputError
-from highlights.storage import LocalStorage, S3Storage, Storage
+from highlights.local.storage import LocalStorage
+from highlights.storage import Storage
 
 SIGV4 = Config(signature_version="s3v4")
 

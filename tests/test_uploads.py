@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import quote_plus
 
+from highlights.aws.uploads import Upload, upload_run_id, uploads_from_messages
 from highlights.matches import match_for_object
-from highlights.uploads import Upload, upload_run_id, uploads_from_messages
 
 BUCKET = "match-uploads"
 PREFIX = "incoming/"

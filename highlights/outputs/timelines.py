@@ -15,7 +15,7 @@ metadata (`highlights` key).
 
 Which frames a range covers: exactly the cut clip's, from the frame on screen at its start to the
 last frame that starts before its end, clamped to the match (`highlights.timecode.clip_frames`,
-the function `highlights.clips.cut_clip` and MediaConvert's clipping cut by).
+the function `highlights.outputs.clips.cut_clip` and MediaConvert's clipping cut by).
 
 SMPTE timecode exists for 23.976, 24, 25, 29.97, 30, 48, 50, 59.94 and 60 fps only. For a match at
 any other rate (15 fps, 120 fps, a phone's variable rate averaging 29.68) the `.otio` file keeps

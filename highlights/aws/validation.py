@@ -11,7 +11,7 @@ lists and maps, and names every violation by its path:
 every request any client makes (`tests/aws_strict.py`: `strict_aws()`).
 
 Model patterns are Java regexes, matched against the whole value as the services do
-(`highlights/java_regex.py`); a pattern that cannot be translated raises.
+(`highlights/aws/java_regex.py`); a pattern that cannot be translated raises.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.utils import parse_to_aware_datetime
 
-from highlights.java_regex import java_matches
+from highlights.aws.java_regex import java_matches
 
 
 @dataclass(frozen=True)

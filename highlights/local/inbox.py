@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from highlights.claims import Claim, FileClaims
+from highlights.claims import Claim, run_note
 from highlights.errors import InputError
+from highlights.local.claims import FileClaims
 from highlights.matches import is_video_key, match_id
-from highlights.uploads import run_note
 
 LOCAL_RUN_PREFIX = "local__"
 FAILED_DIR = "failed"

@@ -26,9 +26,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
-from highlights.errors import ConfigError, InputError
-from highlights.matches import HIGHLIGHTS_ROOT, Match, s3_url
-from highlights.mediaconvert import (
+from highlights.aws.mediaconvert import (
     SourceInfo,
     at_standard_rate,
     capture_short_side,
@@ -40,7 +38,9 @@ from highlights.mediaconvert import (
     reel_settings,
     scaled_size,
 )
-from highlights.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
+from highlights.aws.sagemaker_jobs import ProcessingSettings, features_job, job_name, scores_job
+from highlights.errors import ConfigError, InputError
+from highlights.matches import HIGHLIGHTS_ROOT, Match, s3_url
 from highlights.segments import Segment
 from highlights.timecode import frames_before
 

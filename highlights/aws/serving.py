@@ -281,7 +281,7 @@ def create_app(
     `recipe`: what made the features the model was trained on; requests that state another
     are refused. `decisions`: the model's calibrated settings, sent with every prediction.
     """
-    app = Flask("highlights.serving")
+    app = Flask("highlights.aws.serving")
     app.config["MAX_CONTENT_LENGTH"] = max_bytes
     class_names = list(predictor.classes)
 

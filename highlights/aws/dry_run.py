@@ -1,6 +1,6 @@
 """`highlights aws-plan VIDEO`: every AWS request a run of the DAG would send for a local video,
-built by the DAG's own builders (`highlights/aws_plan.py`) and checked against the botocore
-service models in full (`highlights/aws_validation.py`), before anything is uploaded or paid for.
+built by the DAG's own builders (`highlights/aws/plan.py`) and checked against the botocore
+service models in full (`highlights/aws/validation.py`), before anything is uploaded or paid for.
 
 The video is probed here (PyAV) and stands for the upload: its match id comes from the key it
 would be uploaded under and the ETag S3 would give it (boto3's and the AWS CLI's 8 MiB parts).
@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from highlights.aws_plan import (
+from highlights.aws.mediaconvert import SourceInfo
+from highlights.aws.plan import (
     AwsSettings,
     aws_settings,
     capture_request,
@@ -34,7 +35,6 @@ from highlights.aws_plan import (
 )
 from highlights.errors import InputError
 from highlights.matches import match_for_object
-from highlights.mediaconvert import SourceInfo
 from highlights.segments import Segment
 
 MULTIPART_CHUNK = 8 * 1024 * 1024  # boto3's and the AWS CLI's default part size and threshold
@@ -104,7 +104,7 @@ class PlannedRequest:
 
 
 def _request(task: str, service: str, operation: str, params: dict[str, Any]) -> PlannedRequest:
-    from highlights.aws_validation import request_violations
+    from highlights.aws.validation import request_violations
 
     problems = [str(v) for v in request_violations(service, operation, params)]
     return PlannedRequest(task, service, operation, params, problems)
@@ -138,7 +138,7 @@ def dry_run(
 
     def create_job(purpose: str, job_settings: dict[str, Any]) -> dict[str, Any]:
         # What the operator sends; its ClientRequestToken is a uuid (shape checked here).
-        from highlights.mediaconvert import client_request_token, request_key
+        from highlights.aws.mediaconvert import client_request_token, request_key
 
         request = request_key(match.match_id, purpose, job_settings)
         return {
@@ -195,8 +195,8 @@ def _links(settings: AwsSettings, bucket: str, keys: list[tuple[str, str]]) -> l
     """The email's links as the DAG signs them (placeholder credentials), and their hosts."""
     import boto3
 
-    from highlights.aws_validation import request_violations
-    from highlights.storage import S3Storage, link_client
+    from highlights.aws.s3 import S3Storage, link_client
+    from highlights.aws.validation import request_violations
 
     session = boto3.session.Session(  # placeholders from the AWS docs: links are not used
         aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
@@ -218,7 +218,7 @@ def _links(settings: AwsSettings, bucket: str, keys: list[tuple[str, str]]) -> l
 
 
 def _endpoint(region: str) -> str:
-    from highlights.storage import regional_s3_endpoint
+    from highlights.aws.s3 import regional_s3_endpoint
 
     return regional_s3_endpoint(region)
 

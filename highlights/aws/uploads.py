@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
+from highlights.claims import run_note
 from highlights.matches import Match, is_video_key, match_for_object
 
 UPLOAD_RUN_PREFIX = "upload__"
@@ -69,18 +70,6 @@ class UploadBatch:
 def upload_run_id(match: Match) -> str:
     """The first run of an upload; the same upload always gets the same run id."""
     return f"{UPLOAD_RUN_PREFIX}{match.match_id}"
-
-
-def run_note(name: str, size: int, location: str) -> str:
-    """The note shown beside a run in the Airflow UI: which file, how big, where."""
-    return f"**{name}** ({_size(size)})\n\n{location}"
-
-
-def _size(size: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
 
 
 def uploads_from_messages(

@@ -4,7 +4,7 @@ Two jobs per match: `features` turns the captured frames into feature shards, sh
 key over a configurable number of instances; `scores` merges the shards in time order, scores
 every window with the sequence model (or an endpoint) and writes one DynamoDB item per window.
 Job names come from the match and a digest of what determines the job's output
-(`highlights.aws_plan`), so a retried task finds the job it started instead of starting
+(`highlights.aws.plan`), so a retried task finds the job it started instead of starting
 another, and a run with other settings never adopts a job made for different ones.
 """
 
