@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import av
 import imageio_ffmpeg
 import pytest
 
@@ -169,9 +170,22 @@ def looped(source: Path, path: Path, seconds: float) -> Path:
 
 
 def damaged_copy(video: Path, path: Path, size: int = 4096, at: float = 0.5, seed: int = 9) -> Path:
-    """A copy of `video` with `size` bytes of noise written `at` (a fraction) through the file."""
+    """A copy of `video` with `size` bytes of noise written into the first key frame at or after
+    `at` (a fraction) of the file.
+
+    A key frame, because every decoder must decode it: noise in a non-reference picture that no
+    sampled frame shows goes unseen (sampling skips it), and which picture a fixed fraction of the
+    file lands in varies from one encoding to the next (x264's threads)."""
     data = bytearray(Path(video).read_bytes())
     start = int(len(data) * at)
+    with av.open(str(video)) as container:
+        keys = [
+            packet.pos
+            for packet in container.demux(video=0)
+            if packet.is_keyframe and packet.pos is not None and packet.pos >= start
+        ]
+    if keys:
+        start = keys[0] + 16  # past the sample's length prefix and NAL header
     data[start : start + size] = random.Random(seed).randbytes(size)
     Path(path).write_bytes(bytes(data))
     return Path(path)
