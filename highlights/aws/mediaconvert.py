@@ -210,13 +210,7 @@ def normalize_settings(source: str, destination: str, info: SourceInfo) -> dict[
         FramerateNumerator=rate.numerator,
         FramerateDenominator=rate.denominator,
     )
-    item: dict[str, Any] = {
-        "FileInput": source,
-        "TimecodeSource": "ZEROBASED",
-        "VideoSelector": dict(VIDEO_SELECTOR),
-    }
-    if info.has_audio:
-        item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
+    item = _input_item(source, info.has_audio)
     return {
         "TimecodeConfig": {"Source": "ZEROBASED"},
         "Inputs": [item],
@@ -289,13 +283,7 @@ def frame_capture_settings(
         }
     }
     frames.update(_size(info, short_side))
-    item: dict[str, Any] = {
-        "FileInput": source,
-        "TimecodeSource": "ZEROBASED",
-        "VideoSelector": dict(VIDEO_SELECTOR),
-    }
-    if info.has_audio:
-        item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
+    item = _input_item(source, info.has_audio)
     return {
         "TimecodeConfig": {"Source": "ZEROBASED"},
         "Inputs": [item],
@@ -373,12 +361,17 @@ def _clipped_input(
             )
         first, last = clip_timecodes(segment.start, segment.end, rate)
         clippings.append({"StartTimecode": first, "EndTimecode": last})
-    item: dict[str, Any] = {
-        "FileInput": source,
-        "TimecodeSource": "ZEROBASED",
-        "InputClippings": clippings,
-        "VideoSelector": dict(VIDEO_SELECTOR),
-    }
+    return _input_item(source, has_audio, clippings)
+
+
+def _input_item(
+    source: str, has_audio: bool, clippings: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """One job input: zero-based timecodes, the video turned upright, the default audio."""
+    item: dict[str, Any] = {"FileInput": source, "TimecodeSource": "ZEROBASED"}
+    if clippings is not None:
+        item["InputClippings"] = clippings
+    item["VideoSelector"] = dict(VIDEO_SELECTOR)
     if has_audio:
         item["AudioSelectors"] = {AUDIO_SELECTOR: {"DefaultSelection": "DEFAULT"}}
     return item
